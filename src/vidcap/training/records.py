@@ -1,0 +1,87 @@
+"""`metrics.jsonl` (one line per logged step, evaluation or event) and `curves.png`."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+METRICS = "metrics.jsonl"
+
+
+class MetricsLog:
+    """Appends JSON lines; only the main process writes (others hold a disabled log)."""
+
+    def __init__(self, run_dir: str | Path, *, enabled: bool = True) -> None:
+        self.file = Path(run_dir) / METRICS
+        self.enabled = enabled
+
+    def write(self, **fields: Any) -> None:
+        if not self.enabled:
+            return
+        fields.setdefault("time", round(time.time(), 3))
+        with self.file.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(fields) + "\n")
+
+    def truncate_after(self, stage_index: int, step: int) -> None:
+        """Drop lines logged after (stage_index, step): a resumed run logs those steps again."""
+        if not self.enabled or not self.file.is_file():
+            return
+        kept = [line for line in self.file.read_text().splitlines()
+                if line.strip() and _position(json.loads(line)) <= (stage_index, step)]
+        tmp = self.file.with_name(METRICS + ".tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        os.replace(tmp, self.file)
+
+
+def _position(line: dict[str, Any]) -> tuple[int, int]:
+    return int(line.get("stage_index", -1)), int(line.get("step", -1))
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    file = Path(run_dir) / METRICS
+    if not file.is_file():
+        return []
+    return [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
+
+
+def plot_curves(run_dir: str | Path, *, metric: str = "CIDEr") -> Path | None:
+    """Losses per stage and validation scores against steps, saved as RUN/curves.png."""
+    lines = read_metrics(run_dir)
+    losses = [m for m in lines if m.get("event") == "train"]
+    evals = [m for m in lines if m.get("event") == "eval"]
+    if not losses:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stages = list(dict.fromkeys(m["stage"] for m in losses))
+    panels = len(stages) + (1 if evals else 0)
+    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.4), squeeze=False)
+    for ax, stage in zip(axes[0], stages):
+        points = [(m["step"], m["loss"]) for m in losses
+                  if m["stage"] == stage and math.isfinite(m["loss"])]
+        ax.plot(*zip(*points), lw=1.2)
+        ax.set_title(f"{stage} loss")
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    if evals:
+        ax = axes[0][-1]
+        for key in (metric, "Bleu_4", "METEOR", "ROUGE_L"):
+            points = [(m["step"], m[key]) for m in evals if key in m]
+            if points:
+                ax.plot(*zip(*points), marker="o", ms=3, label=key)
+        ax.set_title("validation")
+        ax.set_xlabel("caption step")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out = Path(run_dir) / "curves.png"
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
