@@ -93,9 +93,85 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_prepare_dataset(args: argparse.Namespace) -> int:
     from vidcap.data.datasets import prepare_dataset
+    from vidcap.data.manifest import read_manifest
 
-    prepare_dataset(args.dataset, args.annotations, videos=args.videos, out=args.out,
-                    allow_missing=args.allow_missing, no_videos=args.no_videos)
+    manifest = prepare_dataset(args.dataset, args.annotations, videos=args.videos, out=args.out,
+                               allow_missing=args.allow_missing, no_videos=args.no_videos)
+    _print_stats(read_manifest(manifest), manifest)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# score
+
+
+def _add_score(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("score", help="coco-caption scores of a prediction file",
+                       description="BLEU-1..4, METEOR, ROUGE-L and CIDEr(-D) as coco-caption "
+                                   "computes them (PTB tokenizer; needs a Java runtime).")
+    p.add_argument("predictions", type=Path,
+                   help="{video_id: caption} JSON, or a coco results list")
+    p.add_argument("references", type=Path,
+                   help="a vidcap manifest, or a coco annotation file")
+    p.add_argument("--split", choices=("train", "val", "test"), default=None,
+                   help="score against this split of the manifest")
+    p.add_argument("--out", type=Path, default=None,
+                   help="write the scores as JSON (coco-caption names, fractions)")
+    p.add_argument("--per-video", type=Path, default=None, metavar="FILE",
+                   help="write each video's caption and scores as JSON")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="score the videos both files hold instead of failing on the others")
+    p.set_defaults(func=_cmd_score)
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from vidcap.evaluation.score import (format_table, per_video_json, score_files, scores_json,
+                                         write_json)
+
+    report = score_files(args.predictions, args.references, split=args.split,
+                         allow_missing=args.allow_missing, per_video=args.per_video is not None)
+    for warning in report.warnings:
+        print(f"vidcap: warning: {warning}", file=sys.stderr)
+    print(format_table(report.scores))
+    if args.out is not None:
+        write_json(scores_json(report.scores), args.out)
+    if args.per_video is not None:
+        write_json(per_video_json(report.scores, report.predictions), args.per_video)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# inspect
+
+
+def _add_inspect(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("inspect", help="probe a video and show which frames would be sampled",
+                       description="Print a video's codec, size, frame count, duration and "
+                                   "keyframe spacing, then decode the frames a model would get.")
+    p.add_argument("video", type=Path)
+    p.add_argument("--frames", type=int, default=8, help="frames to sample (default 8)")
+    p.add_argument("--start", type=float, default=None, help="window start, seconds")
+    p.add_argument("--end", type=float, default=None, help="window end, seconds")
+    p.set_defaults(func=_cmd_inspect)
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from vidcap.video import probe_video, read_sampled
+
+    if args.frames < 1:
+        raise VidcapError(f"--frames must be at least 1, got {args.frames}")
+    info = probe_video(args.video)
+    sampled = read_sampled(args.video, args.frames, start=args.start, end=args.end)
+    print(f"{info.path}")
+    print(f"  format     {info.format}, codec {info.codec}, {info.width}x{info.height}")
+    print(f"  frames     {info.num_frames} in {info.duration:.3f} s ({info.fps:.3f} fps)")
+    print(f"  keyframes  {info.num_keyframes} (one per {info.keyframe_interval:.1f} frames)")
+    window = f"{args.start if args.start is not None else 0:g}-" + (
+        f"{args.end:g} s" if args.end is not None else "end")
+    print(f"  sampled    {len(sampled.indices)} frames over {window}, "
+          f"{sampled.decode_runs} decode run(s)")
+    print(f"  indices    {' '.join(str(i) for i in sampled.indices)}")
+    print(f"  times      {' '.join(f'{t:.3f}' for t in sampled.times)}")
     return 0
 
 
@@ -110,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_prepare(sub)
+    _add_score(sub)
+    _add_inspect(sub)
     stats = sub.add_parser("stats", help="print the statistics of a manifest")
     stats.add_argument("manifest", type=Path)
     stats.set_defaults(func=_cmd_stats)

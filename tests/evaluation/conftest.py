@@ -1,0 +1,26 @@
+"""Fixtures of the evaluation tests: the coco-caption demo files and a Java runtime."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def java() -> str:
+    """`java` on PATH (the PTB tokenizer and METEOR need it); skip with the reason when absent."""
+    path = shutil.which("java")
+    if path is None:
+        pytest.skip("no Java runtime on PATH (apt-get install default-jre-headless)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def coco_demo(shared_data: Path) -> Path:
+    """The coco-caption demo folder (../shared/data/coco_caption)."""
+    folder = shared_data / "coco_caption"
+    if not (folder / "captions_val2014_fakecap_results.json").is_file():
+        pytest.skip(f"coco-caption demo files not found in {folder}")
+    return folder
