@@ -1,0 +1,215 @@
+"""MSVD (Microsoft Research Video Description Corpus), in both forms users have.
+
+1. The original corpus CSV (`video_corpus.csv`, or `MSR Video Description Corpus.csv`), columns
+   VideoID, Start, End, WorkerID, Source, AnnotationTime, Language, Description: one description a
+   row, in many languages. The English ones are kept; a clip is `<VideoID>_<Start>_<End>`.
+2. The widely shared caption lists `sents_{train,val,test}_lc_nopunc.txt` (`vidN<TAB>caption`,
+   lower case, no punctuation).
+
+`youtube_mapping.txt` (`<VideoID>_<Start>_<End> vidN`, 1970 lines) ties clip names to vid numbers.
+The standard split (used by every MSVD paper since Venugopalan et al. 2015 / Yao et al. 2015) is by
+vid number: vid1..vid1200 train, vid1201..vid1300 val, vid1301..vid1970 test. Video ids in the
+manifest are `vidN` in both forms, so predictions carry over; `extra.clip` keeps the clip name.
+The CSV needs the mapping (it has no vid numbers, so no split); the caption lists need it only to
+find the video files, which the YouTubeClips release names `<VideoID>_<Start>_<End>.avi`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+from vidcap.data.datasets import Annotations, Clip, VideoName, expand, keep_captions, source_window
+from vidcap.errors import DatasetError, ManifestError
+
+SPLITS = (("train", 1, 1200), ("val", 1201, 1300), ("test", 1301, 1970))
+"""The standard split: (name, first vid number, last vid number)."""
+MAPPING = "youtube_mapping.txt"
+CSV_COLUMNS = ("VideoID", "Start", "End", "Language", "Description")
+"""Columns of the corpus CSV that are read (the others are ignored)."""
+_VID = re.compile(r"^vid(\d+)$")
+
+
+def split_of(number: int) -> str | None:
+    """The standard split of vidN, None outside 1..1970."""
+    return next((name for name, lo, hi in SPLITS if lo <= number <= hi), None)
+
+
+def _text(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ManifestError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+
+
+def read_mapping(path: Path) -> dict[str, int]:
+    """`{clip name: vid number}` from youtube_mapping.txt (CRLF or LF, final newline or not)."""
+    mapping: dict[str, int] = {}
+    numbers: dict[int, int] = {}
+    for lineno, line in enumerate(_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        match = _VID.match(parts[-1]) if len(parts) == 2 else None
+        if match is None:
+            raise ManifestError(f"{path}:{lineno}: expected `<VideoID>_<Start>_<End> vidN`, "
+                                f"got {line[:80]!r}")
+        clip, number = parts[0], int(match.group(1))
+        if clip in mapping or number in numbers:
+            raise ManifestError(f"{path}:{lineno}: {clip} / vid{number} is mapped twice")
+        mapping[clip] = number
+        numbers[number] = lineno
+    if not mapping:
+        raise ManifestError(f"{path}: empty mapping")
+    return mapping
+
+
+def read_caption_list(path: Path) -> tuple[dict[int, list[str]], int]:
+    """(`{vid number: captions}`, empty captions dropped) from a `vidN<TAB>caption` file."""
+    captions: dict[int, list[str]] = defaultdict(list)
+    empty = 0
+    for lineno, line in enumerate(_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        vid, tab, caption = line.partition("\t")
+        match = _VID.match(vid.strip())
+        if not tab or match is None:
+            raise ManifestError(f"{path}:{lineno}: expected `vidN<TAB>caption`, got {line[:80]!r}")
+        kept, dropped = keep_captions([caption])
+        captions[int(match.group(1))].extend(kept)
+        empty += dropped
+    if not captions:
+        raise ManifestError(f"{path}: no captions")
+    return dict(captions), empty
+
+
+def _seconds(text: str, path: Path, line: int, column: str) -> str:
+    """The Start/End text as it appears in clip names (`5`, not `5.0`)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ManifestError(f"{path}:{line}: `{column}` must be a number of seconds, "
+                            f"got {text!r}") from None
+    return str(int(value)) if value.is_integer() else text.strip()
+
+
+def read_corpus_csv(path: Path) -> tuple[dict[str, list[str]], dict[str, int]]:
+    """(`{clip name: English captions}`, counts of rows left out: `other_language`, `empty`)."""
+    rows = csv.reader(io.StringIO(_text(path), newline=""))
+    header = next(rows, None)
+    if header is None:
+        raise ManifestError(f"{path}: empty file")
+    columns = {name.strip().lower(): i for i, name in enumerate(header)}
+    absent = [c for c in CSV_COLUMNS if c.lower() not in columns]
+    if absent:
+        raise ManifestError(f"{path}:1: not MSVD's corpus CSV: no column {', '.join(absent)} "
+                            f"(header: {', '.join(header)[:120]})")
+    at = {c: columns[c.lower()] for c in CSV_COLUMNS}
+    captions: dict[str, list[str]] = defaultdict(list)
+    dropped = {"other_language": 0, "empty": 0}
+    for row in rows:
+        line = rows.line_num
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) <= max(at.values()):
+            raise ManifestError(f"{path}:{line}: {len(row)} fields, expected {len(header)}")
+        if row[at["Language"]].strip().lower() != "english":
+            dropped["other_language"] += 1
+            continue
+        video = row[at["VideoID"]].strip()
+        if not video:
+            raise ManifestError(f"{path}:{line}: empty VideoID")
+        start = _seconds(row[at["Start"]], path, line, "Start")
+        end = _seconds(row[at["End"]], path, line, "End")
+        kept, empty = keep_captions([row[at["Description"]]])
+        captions[f"{video}_{start}_{end}"].extend(kept)
+        dropped["empty"] += empty
+    return dict(captions), dropped
+
+
+def _is_msvd_file(path: Path) -> bool:
+    name = path.name.lower()
+    return (name == MAPPING or name.endswith(".csv")
+            or (name.startswith("sents") and name.endswith(".txt")))
+
+
+def read_msvd(paths: Sequence[Path]) -> Annotations:
+    """The 1970 MSVD clips from the corpus CSV or the caption lists, with youtube_mapping.txt."""
+    files = expand(paths, _is_msvd_file)
+    mapping_files = [p for p in files if p.name.lower() == MAPPING or "mapping" in p.name.lower()]
+    csv_files = [p for p in files if p.suffix.lower() == ".csv" and p not in mapping_files]
+    list_files = [p for p in files if p not in mapping_files and p not in csv_files]
+    for path in list_files:
+        if path.suffix.lower() != ".txt":
+            raise DatasetError(f"{path}: not an MSVD annotation file (expected the corpus CSV, "
+                               f"caption lists `vidN<TAB>caption` .txt, or {MAPPING})")
+    if len(mapping_files) > 1:
+        raise DatasetError(f"two mapping files: {mapping_files[0]} and {mapping_files[1]}")
+    if csv_files and list_files:
+        raise DatasetError(f"give MSVD's captions in one form, the corpus CSV ({csv_files[0].name}) "
+                           f"or the caption lists ({list_files[0].name}), not both")
+    if not csv_files and not list_files:
+        raise DatasetError("no MSVD captions given: pass the corpus CSV or the sents_*.txt lists "
+                           f"(with {MAPPING})")
+    mapping = read_mapping(mapping_files[0]) if mapping_files else None
+    notes: list[str] = []
+    by_number: dict[int, list[str]] = defaultdict(list)
+    if csv_files:
+        if mapping is None:
+            raise DatasetError(f"{csv_files[0]}: the corpus CSV has no vid numbers, so no standard "
+                               f"split: pass {MAPPING} too")
+        left_out: dict[str, int] = defaultdict(int)
+        unmapped_clips = unmapped_captions = 0
+        for path in csv_files:
+            clips, dropped = read_corpus_csv(path)
+            for key, n in dropped.items():
+                left_out[key] += n
+            for clip, caps in clips.items():
+                if clip in mapping:
+                    by_number[mapping[clip]].extend(caps)
+                else:
+                    unmapped_clips += 1
+                    unmapped_captions += len(caps)
+        notes.append(f"kept the English descriptions; left out {left_out['other_language']} in "
+                     f"other languages and {left_out['empty']} empty ones")
+        if unmapped_clips:
+            notes.append(f"left out {unmapped_captions} English descriptions of {unmapped_clips} "
+                         f"clips that are not among the {len(mapping)} of {MAPPING}")
+    else:
+        empty = 0
+        for path in list_files:
+            captions, dropped = read_caption_list(path)
+            empty += dropped
+            for number, caps in captions.items():
+                by_number[number].extend(caps)
+        if empty:
+            notes.append(f"dropped {empty} empty captions")
+        if mapping is None:
+            notes.append(f"no {MAPPING}: video files are looked for as vidN.<ext> only (the "
+                         f"YouTubeClips release names them <VideoID>_<Start>_<End>.avi)")
+    clip_of = {n: c for c, n in mapping.items()} if mapping else {}
+    clips = []
+    without_captions = [n for n in clip_of if not by_number.get(n)]
+    if without_captions:
+        notes.append(f"{len(without_captions)} mapped clips have no caption and are left out "
+                     f"(vid{sorted(without_captions)[0]}, ...)")
+    for number in sorted(by_number):
+        split = split_of(number)
+        if split is None:
+            raise ManifestError(f"vid{number}: outside the standard MSVD split (vid1..vid1970)")
+        if mapping is not None and number not in clip_of:
+            raise ManifestError(f"vid{number} has captions but no line in {mapping_files[0]}")
+        names = [VideoName(f"vid{number}")]
+        extra = {}
+        if number in clip_of:
+            clip = clip_of[number]
+            window = source_window(clip)
+            names = [VideoName(clip), *names, *([window] if window else [])]
+            extra["clip"] = clip
+        clips.append(Clip(f"vid{number}", split, by_number[number], names, extra))
+    return Annotations(clips, notes)
