@@ -119,3 +119,24 @@ def test_cli_prepare_prints_the_statistics_and_fails_in_one_line(tmp_path, capsy
                  "--out", str(out)]) == 2  # tmp_path holds no video file
     err = capsys.readouterr().err.strip()
     assert err.startswith("vidcap: error: none of the 3 videos") and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("preset, batch, steps, manifest", [
+    ("msvd-paper", 16, 14910, "data/msvd.jsonl"),
+    ("msrvtt-paper", 8, 25320, "data/msrvtt.jsonl"),
+    ("vatex-paper", 6, 113350, "data/vatex.jsonl"),
+])
+def test_paper_presets_of_the_three_datasets_load(preset, batch, steps, manifest):
+    """configs/<dataset>-paper.yaml extend `paper` with §IV-B's settings for their dataset."""
+    from vidcap.config import load_config, resolve_preset
+
+    text = resolve_preset(preset).read_text()
+    assert "\nextends: paper\n" in text
+    cfg = load_config(preset)
+    for stage in (cfg.train.align, cfg.train.caption):
+        assert (stage.batch_size, stage.steps, stage.lr) == (batch, steps, 0.01)
+        assert (stage.schedule, stage.decay_rate, stage.decay_unit) == ("inverse_time", 0.5, "step")
+    assert (cfg.train.optimizer, cfg.train.weight_decay) == ("adam", 0.009)
+    assert (cfg.video.num_frames, cfg.video.image_size, cfg.model.mapper.num_queries) == (8, 224, 50)
+    assert cfg.data.manifest == manifest
+    assert cfg.model.decoder.pretrained == "gpt2"  # the rest comes from `paper`
