@@ -334,6 +334,7 @@ def score_captions(predictions: Mapping[str, str], references: Mapping[str, Sequ
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.rouge.rouge import Rouge
 
+    find_java()  # fail first, in one sentence, where there is no Java runtime
     chosen = tuple(METRICS if metrics is None else metrics)
     unknown = sorted(set(chosen) - set(METRICS))
     if unknown:
