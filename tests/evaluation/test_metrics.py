@@ -98,6 +98,7 @@ def test_ptb_tokenizer_writes_nothing_beside_its_jar(java, tmp_path, monkeypatch
 
 
 @pytest.mark.java
+@pytest.mark.slow  # the first METEOR call of a session starts its JVM (~10 s)
 def test_scores_known_values_and_per_video(java):
     preds = {"v1": "a man is running", "v2": "a dog barks at a cat", "v3": ""}
     refs = {"v1": ["a man is running", "someone runs"], "v2": ["a cat sleeps on a sofa"],
