@@ -140,6 +140,18 @@ def test_read_frames_repeats_frames_of_a_short_clip(clips) -> None:
     assert shown(read_frames(clips["short"], 8)) == [0, 0, 1, 2, 2, 3, 4, 4]
 
 
+@pytest.mark.parametrize("suffix,codec", [
+    (".mkv", "libx264"), (".avi", "mpeg4"), (".ts", "libx264"),
+    (".h264", "libx264"),  # raw stream: no timestamps, no seeking; decoded in order
+])
+def test_read_frames_in_other_containers(tmp_path, suffix, codec) -> None:
+    path = tmp_path / f"clip{suffix}"
+    write_video(path, index_frames(80), FPS, keyframe_interval=4, codec=codec)
+    assert probe_video(path).num_frames == 80
+    assert shown(read_frames(path, 8)) == [5, 15, 25, 35, 45, 55, 65, 75]
+    assert shown(read_frames(path, 4, start=2.0, end=4.0)) == [18, 22, 26, 30]
+
+
 def test_read_frames_follows_timestamps_of_a_variable_frame_rate_video(tmp_path) -> None:
     path = tmp_path / "vfr.mp4"
     stamps_ms = [0, 100, 150, 400, 900, 1000, 1050, 1500]  # irregular frame times
