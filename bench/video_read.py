@@ -28,7 +28,8 @@ FRAMES = 8
 CLIPS = {"sparse (keyint 250, x264 default)": None, "dense (keyint 5)": 5, "intra (keyint 1)": 1}
 
 
-def make_frames(seconds: int = 10, fps: int = 30, width: int = 320, height: int = 240) -> np.ndarray:
+def make_frames(seconds: int = 10, fps: int = 30, width: int = 320,
+                height: int = 240) -> np.ndarray:
     """A drifting sinusoidal pattern with a moving square and light noise: (T, H, W, 3) uint8."""
     rng = np.random.default_rng(0)
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)

@@ -241,7 +241,8 @@ def _open(path: Path) -> Iterator[av.container.InputContainer]:
         raise VideoError(path, f"truncated or corrupt data ({_ffmpeg_reason(err)})") from None
 
 
-def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
+def _video_stream(container: av.container.InputContainer,
+                  path: Path) -> av.video.stream.VideoStream:
     cover_art = av.stream.Disposition.attached_pic  # an MP3's album cover is no video
     streams = [s for s in container.streams.video if not s.disposition & cover_art]
     if not streams:
@@ -422,13 +423,16 @@ def _decode_frames(container: av.container.InputContainer, stream: av.video.stre
 def read_sampled(path: str | Path, num_frames: int, *, start: float | None = None,
                  end: float | None = None) -> SampledFrames:
     """`read_frames` plus which frames were taken (indices, timestamps) and how they were read."""
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be at least 1, got {num_frames}")
     path = Path(path)
     with _open(path) as container:
         stream = _video_stream(container, path)
         _set_threads(stream)
         timeline = _scan(container, stream, path)
         try:
-            indices = select_frame_indices(timeline.times, timeline.duration, num_frames, start, end)
+            indices = select_frame_indices(timeline.times, timeline.duration, num_frames,
+                                           start, end)
         except ValueError as err:
             raise VideoError(path, str(err)) from None
         decoded, runs = _decode_frames(container, stream, timeline, sorted(set(indices)), path)
@@ -517,8 +521,8 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int, *,
                 keyframe_interval: int | None = None, codec: str | None = None) -> None:
     """Encode uint8 (T, H, W, 3) RGB frames to a video file, deterministically and atomically.
 
-    H.264 (libx264, CRF 18, one thread, no macroblock tree) in yuv420p, or yuv444p when a side is odd (4:2:0 needs
-    even sides); MPEG-4 part 2 (`codec="mpeg4"`, the fallback) at fixed quality. Keyframes every
+    H.264 (libx264, CRF 18, one thread, no macroblock tree) in yuv420p, or yuv444p when a side
+    is odd (4:2:0 needs even sides); MPEG-4 part 2 (`codec="mpeg4"`, the fallback) at fixed quality. Keyframes every
     `keyframe_interval` frames, or the encoder's default (libx264: up to 250 frames apart). MP4
     files get their index at the front (faststart).
     """

@@ -29,7 +29,8 @@ def shapes_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _decoded(root: Path) -> dict[str, np.ndarray]:
-    return {r.video_id: read_frames(r.video_path, 16) for r in read_manifest(root / "manifest.jsonl")}
+    records = read_manifest(root / "manifest.jsonl")
+    return {r.video_id: read_frames(r.video_path, 16) for r in records}
 
 
 def test_same_seed_gives_identical_manifest_attributes_and_frames(shapes_set, tmp_path) -> None:

@@ -172,7 +172,8 @@ def render_clip(objects: Sequence[ObjectPlan], size: int = 64,
             top, left, cover = _coverage(plan.shape, x, y, s, size)
             region = frames[t, top:top + cover.shape[0], left:left + cover.shape[1]]
             c = cover[..., None]
-            region[:] = (region * (full - c) + np.array(COLOURS[plan.colour]) * c + full // 2) // full
+            colour = np.array(COLOURS[plan.colour])
+            region[:] = (region * (full - c) + colour * c + full // 2) // full
             obj_boxes.append([round(x - s, 3), round(y - s, 3), round(x + s, 3), round(y + s, 3)])
     described = [ShapeObject(p.colour, p.shape, p.motion, b) for p, b in zip(objects, boxes)]
     return frames.astype(np.uint8), described
@@ -255,7 +256,8 @@ def split_counts(videos: int | None = None,
     if videos < 1:
         raise ConfigError(f"the number of videos must be at least 1, got {videos}")
     total = sum(DEFAULT_SPLITS)
-    val, test = (max(1, round(videos * n / total)) if videos >= 3 else 0 for n in DEFAULT_SPLITS[1:])
+    val, test = (max(1, round(videos * n / total)) if videos >= 3 else 0
+                 for n in DEFAULT_SPLITS[1:])
     return videos - val - test, val, test
 
 
@@ -414,8 +416,8 @@ def attribute_accuracy(predictions: Mapping[str, str], attributes: Mapping[str, 
             raise MetricsError(f"prediction for {video_id!r}, which has no Shapes attributes")
         guesses: list[Triple | None] = list(parse_caption(caption)[:len(clip.objects)])
         guesses += [None] * (len(clip.objects) - len(guesses))
-        best = max(itertools.permutations(guesses),
-                   key=lambda order: sum(sum(_agreement(o, g)) for o, g in zip(clip.objects, order)))
+        best = max(itertools.permutations(guesses), key=lambda order: sum(
+            sum(_agreement(o, g)) for o, g in zip(clip.objects, order)))
         for obj, guess in zip(clip.objects, best):
             colour, shape, motion = _agreement(obj, guess)
             tally = tallies["held_out" if (obj.colour, obj.shape) in HELD_OUT_PAIRS else "seen"]
