@@ -23,7 +23,8 @@ from pathlib import Path
 from vidcap.data.msrvtt import read_msrvtt
 from vidcap.evaluation.metrics import score_captions
 
-DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "msrvtt" / "test_videodatainfo.json.zip"
+DEFAULT = (Path(__file__).resolve().parents[2] / "shared" / "data" / "msrvtt"
+           / "test_videodatainfo.json.zip")
 
 
 def load(annotations: Path) -> tuple[dict[str, str], dict[str, list[str]]]:
@@ -38,7 +39,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--annotations", type=Path, default=DEFAULT,
                         help="MSR-VTT test_videodatainfo.json (or its .zip)")
-    parser.add_argument("--runs", type=int, default=2, help="scoring runs (the first starts METEOR)")
+    parser.add_argument("--runs", type=int, default=2,
+                        help="scoring runs (the first starts METEOR)")
     args = parser.parse_args()
 
     predictions, references = load(args.annotations)

@@ -34,7 +34,7 @@ def test_real_files_give_the_official_split(shared_data, tmp_path):
         "train": (6513, 130260), "val": (497, 9940), "test": (2990, 59800)}
     assert all(len(r.captions) == 20 for r in records)
     by_id = {r.video_id: r for r in records}
-    # the official ranges (readme.txt): train video0..6512, val video6513..7009, test video7010..9999
+    # the official ranges (readme.txt): train video0..6512, val 6513..7009, test 7010..9999
     assert {by_id[f"video{i}"].split for i in (0, 6512)} == {"train"}
     assert {by_id[f"video{i}"].split for i in (6513, 7009)} == {"val"}
     assert {by_id[f"video{i}"].split for i in (7010, 9999)} == {"test"}

@@ -30,7 +30,8 @@ def _fixtures(tmp_path: Path) -> list[Path]:
             {"videoID": "abc_def_0123_000003_000013", "enCap": ["  ", *_caps("cooks")[:9]],
              "chCap": ["做饭"] * 10}]),
         _write(tmp_path / "vatex_validation_v1.0.json", [
-            {"videoID": "--33Lscn6sk_000004_000014", "enCap": _caps("sings"), "chCap": ["唱"] * 10}]),
+            {"videoID": "--33Lscn6sk_000004_000014", "enCap": _caps("sings"),
+             "chCap": ["唱"] * 10}]),
         _write(tmp_path / "vatex_public_test_english_v1.1.json", [
             {"videoID": "zzz_000010_000020", "enCap": _caps("runs")}]),
     ]
@@ -103,7 +104,8 @@ def test_malformed_entries_name_the_file_and_entry(tmp_path, entries, problem):
 
 
 def test_a_clip_in_two_files_is_an_error(tmp_path):
-    a = _write(tmp_path / "vatex_training_v1.0.json", [{"videoID": "a_000001_000002", "enCap": ["x"]}])
+    a = _write(tmp_path / "vatex_training_v1.0.json", [{"videoID": "a_000001_000002",
+                                                        "enCap": ["x"]}])
     b = _write(tmp_path / "vatex_validation_v1.0.json", [{"videoID": "a_000001_000002",
                                                           "enCap": ["x"]}])
     with pytest.raises(ManifestError, match="a_000001_000002 is also in"):

@@ -71,7 +71,8 @@ def test_ptb_tokenization_equals_coco_captions_own_tokenized_files(java, coco_de
                            .read_text())
     got_refs = ptb_tokenize(refs)
     assert sum(len(v) for v in got_refs.values()) == 5005
-    assert {k: sorted(v) for k, v in got_refs.items()} == {k: sorted(v) for k, v in want_refs.items()}
+    assert ({k: sorted(v) for k, v in got_refs.items()}
+            == {k: sorted(v) for k, v in want_refs.items()})
     assert ptb_tokenize(hyps) == want_hyps
 
 

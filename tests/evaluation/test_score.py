@@ -1,4 +1,4 @@
-"""vidcap.evaluation.score and `vidcap score`: file formats, id matching, the table, the golden test."""
+"""vidcap.evaluation.score and `vidcap score`: file formats, id matching, table, golden test."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ def _write(path: Path, data) -> Path:
 def test_predictions_in_every_format(tmp_path):
     want = {"7": "a cat", "video8": "a dog"}
     assert load_predictions(_write(tmp_path / "a.json", {"7": "a cat", "video8": "a dog"})) == want
-    assert load_predictions(_write(tmp_path / "b.json", {"7": ["a cat"], "video8": ["a dog"]})) == want
+    listed = {"7": ["a cat"], "video8": ["a dog"]}
+    assert load_predictions(_write(tmp_path / "b.json", listed)) == want
     coco = [{"image_id": 7, "caption": "a cat"}, {"video_id": "video8", "caption": "a dog"}]
     assert load_predictions(_write(tmp_path / "c.json", coco)) == want
     lines = tmp_path / "d.jsonl"

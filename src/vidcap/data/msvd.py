@@ -151,8 +151,9 @@ def read_msvd(paths: Sequence[Path]) -> Annotations:
     if len(mapping_files) > 1:
         raise DatasetError(f"two mapping files: {mapping_files[0]} and {mapping_files[1]}")
     if csv_files and list_files:
-        raise DatasetError(f"give MSVD's captions in one form, the corpus CSV ({csv_files[0].name}) "
-                           f"or the caption lists ({list_files[0].name}), not both")
+        raise DatasetError(f"give MSVD's captions in one form, the corpus CSV "
+                           f"({csv_files[0].name}) or the caption lists ({list_files[0].name}), "
+                           f"not both")
     if not csv_files and not list_files:
         raise DatasetError("no MSVD captions given: pass the corpus CSV or the sents_*.txt lists "
                            f"(with {MAPPING})")

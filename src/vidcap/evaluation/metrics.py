@@ -50,7 +50,8 @@ METRIC_KEYS = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CID
 METRICS = ("bleu", "meteor", "rouge", "cider")
 """Scorers `score_captions` can run (`metrics=`); PTB tokenization always runs."""
 JAVA_HINT = ("install a Java runtime, e.g. `sudo apt-get install default-jre-headless` "
-             "(Debian/Ubuntu), `brew install openjdk` (macOS) or `conda install -c conda-forge openjdk`")
+             "(Debian/Ubuntu), `brew install openjdk` (macOS) or "
+             "`conda install -c conda-forge openjdk`")
 METEOR_TIMEOUT_S = 300.0
 """The METEOR process is declared hung when it answers nothing for this long."""
 
@@ -68,7 +69,7 @@ def clean_caption(text: str) -> str:
     chars = []
     for ch in text:
         category = unicodedata.category(ch)
-        if category in ("Cc", "Zl", "Zp"):  # control (\n, \r, \t, \x00...), line/paragraph separators
+        if category in ("Cc", "Zl", "Zp"):  # control (\n, \r, \t, \x00...), line/paragraph sep.
             chars.append(" ")
         elif category not in ("Cf", "Cs"):  # format (zero-width space, BOM) and lone surrogates
             chars.append(ch)
@@ -89,8 +90,8 @@ def find_java() -> str:
         return str(Path(home) / "bin" / "java")
     java = shutil.which("java")
     if java is None:
-        raise MetricsError("the PTB tokenizer and METEOR need a Java runtime and there is no `java` "
-                           f"on PATH (nor JAVA_HOME): {JAVA_HINT}")
+        raise MetricsError("the PTB tokenizer and METEOR need a Java runtime and there is no "
+                           f"`java` on PATH (nor JAVA_HOME): {JAVA_HINT}")
     return java
 
 
@@ -122,7 +123,8 @@ def ptb_tokenize(captions: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
     keys = [k for k, caps in captions.items() for _ in caps]
     lines = [c for caps in captions.values() for c in caps]
     if any("\n" in c or "\r" in c for c in lines):
-        raise MetricsError("a caption given to the PTB tokenizer holds a line break (clean it first)")
+        raise MetricsError("a caption given to the PTB tokenizer holds a line break "
+                           "(clean it first)")
     cmd = [find_java(), "-cp", str(_ptb_jar()), "edu.stanford.nlp.process.PTBTokenizer",
            "-preserveLines", "-lowerCase"]
     text = "".join(line + "\n" for line in lines)
@@ -183,8 +185,8 @@ class _MeteorProcess:
             chunk = os.read(self._stdout, 1 << 16)
             if not chunk:
                 self.proc.wait(timeout=5)
-                raise MetricsError(f"METEOR (Java) stopped with exit status {self.proc.returncode}: "
-                                   f"{self._why()}")
+                raise MetricsError(f"METEOR (Java) stopped with exit status "
+                                   f"{self.proc.returncode}: {self._why()}")
             self._buffer += chunk
         line = self._buffer[:end].decode("utf-8", "replace").strip()
         del self._buffer[:end + 1]
@@ -256,7 +258,8 @@ def meteor_score(hypotheses: Sequence[str], references: Sequence[Sequence[str]]
     global _meteor
     for text in [*hypotheses, *(r for refs in references for r in refs)]:
         if "\n" in text or "\r" in text or _SEPARATOR in text:
-            raise MetricsError(f"caption {text!r} still holds a line break or `|||` (clean it first)")
+            raise MetricsError(f"caption {text!r} still holds a line break or `|||` "
+                               f"(clean it first)")
     with _meteor_lock:
         if _meteor is None or _meteor.proc.poll() is not None:
             _meteor = _MeteorProcess()
