@@ -71,7 +71,8 @@ class EncoderConfig:
                "must be divisible by num_heads")
         _check(-self.num_layers <= self.attention_layer < self.num_layers,
                "model.encoder.attention_layer", "must index one of the num_layers blocks")
-        _check(0.0 <= self.drop_path_rate < 1.0, "model.encoder.drop_path_rate", "must be in [0, 1)")
+        _check(0.0 <= self.drop_path_rate < 1.0, "model.encoder.drop_path_rate",
+               "must be in [0, 1)")
 
 
 @dataclass
@@ -82,7 +83,7 @@ class TextEncoderConfig:
     weights from the fields below (tests, parameter counts)."""
     tokenizer: str | None = None
     """Name or folder of its tokenizer; None: the one beside `pretrained` (or, with no
-    `pretrained`, the offline all-MiniLM-L6-v2 WordPiece, which is bert-base-uncased's vocabulary)."""
+    `pretrained`, the offline all-MiniLM-L6-v2 WordPiece: bert-base-uncased's vocabulary)."""
     hidden_size: int = 768
     """Width of a text encoder built from config (ignored when `pretrained` is set)."""
     num_layers: int = 12
@@ -171,7 +172,8 @@ class DecoderConfig:
     def __post_init__(self) -> None:
         _check(self.hidden_size % self.num_heads == 0, "model.decoder.hidden_size",
                "must be divisible by num_heads")
-        _check(self.max_caption_tokens >= 1, "model.decoder.max_caption_tokens", "must be at least 1")
+        _check(self.max_caption_tokens >= 1, "model.decoder.max_caption_tokens",
+               "must be at least 1")
         _check(self.vocab_size >= 8, "model.decoder.vocab_size", "must be at least 8")
 
 

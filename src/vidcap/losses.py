@@ -58,4 +58,5 @@ def contrastive_loss(video: Tensor, text: Tensor, temperature: float | Tensor, *
 def caption_loss(logits: Tensor, labels: Tensor) -> Tensor:
     """Token cross-entropy: logits (B, L, V) where logits[:, i] predicts labels[:, i]; labels (B, L)
     with IGNORE_INDEX at padding. Mean over the tokens that count."""
-    return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX)
+    return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(),
+                           ignore_index=IGNORE_INDEX)

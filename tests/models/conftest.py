@@ -35,7 +35,7 @@ TINY = [
 
 @pytest.fixture
 def tiny_config() -> Callable[..., Config]:
-    """tiny_config("model.mapper.kind=mlp", ...) -> the shapes-tiny preset shrunk, plus overrides."""
+    """tiny_config("model.mapper.kind=mlp", ...) -> shapes-tiny shrunk, plus the overrides."""
 
     def make(*overrides: str) -> Config:
         return load_config("shapes-tiny", TINY + list(overrides))

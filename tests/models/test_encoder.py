@@ -89,7 +89,8 @@ def test_pretrained_encoder_adapts_to_other_clip_shapes(tiny_config, clips, tmp_
     hf = TimesformerModel(timesformer_config(cfg.model.encoder, cfg.video))
     hf.save_pretrained(tmp_path / "tsf")
     other = dataclasses.replace(cfg.video, num_frames=8, image_size=48)
-    enc = VideoEncoder(dataclasses.replace(cfg.model.encoder, pretrained=str(tmp_path / "tsf")), other)
+    enc_cfg = dataclasses.replace(cfg.model.encoder, pretrained=str(tmp_path / "tsf"))
+    enc = VideoEncoder(enc_cfg, other)
     feats = enc(torch.randn(1, 8, 3, 48, 48))
     assert feats.tokens.shape == (1, 1 + 8 * 36, 32)
 

@@ -66,7 +66,8 @@ def test_components_and_set_trainable(tiny_config):
         model.component("lm")
     params = model.set_trainable(["encoder", "mapper", "decoder"])
     trainable = {id(p) for p in params}
-    assert trainable == {id(p) for n in ("encoder", "mapper") for p in model.component(n).parameters()}
+    expected = [*model.encoder.parameters(), *model.mapper.parameters()]
+    assert trainable == {id(p) for p in expected}
     assert not any(p.requires_grad for p in model.decoder.parameters())  # vetoed by the config
     model.train()
     assert not model.text_encoder.model.training  # frozen text encoder: no dropout
@@ -135,7 +136,8 @@ def test_loads_offline_in_a_fresh_process(tiny_config, clips, tmp_path):
         model = MFFCL.load({str(tmp_path / 'run')!r})
         x = torch.load({str(tmp_path / 'x.pt')!r})
         logits, _ = model.caption_logits(x, {CAPTIONS[:2]!r})
-        torch.save({{"logits": logits, "captions": model.generate(x)}}, {str(tmp_path / 'out.pt')!r})
+        out = {{"logits": logits, "captions": model.generate(x)}}
+        torch.save(out, {str(tmp_path / 'out.pt')!r})
     """)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "HF_HOME": str(tmp_path / "empty-hf-home")}

@@ -33,7 +33,8 @@ def test_trained_bpe_has_special_tokens_and_round_trips(tmp_path):
     assert decode_captions(tok, [tok(unseen, add_special_tokens=False)["input_ids"]]) == [unseen]
 
     tok.save_pretrained(tmp_path / "tok")
-    for loaded in (load_tokenizer(tmp_path / "tok"), AutoTokenizer.from_pretrained(tmp_path / "tok")):
+    for loaded in (load_tokenizer(tmp_path / "tok"),
+                   AutoTokenizer.from_pretrained(tmp_path / "tok")):
         assert len(loaded) == len(tok)
         assert loaded.pad_token_id == tok.pad_token_id and loaded.eos_token_id == tok.eos_token_id
         assert loaded(CAPTIONS, add_special_tokens=False)["input_ids"] == ids

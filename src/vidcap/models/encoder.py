@@ -1,4 +1,4 @@
-"""The video encoder: Hugging Face's `TimesformerModel` (divided space-time attention), paper §III-A.
+"""The video encoder: HF `TimesformerModel` (divided space-time attention), paper §III-A.
 
 Built from `EncoderConfig` with random weights, or loaded with `from_pretrained(name_or_dir)`. It
 returns the video CLS vector, every token, and, when asked, the spatial attention of the CLS token
@@ -140,8 +140,8 @@ class VideoEncoder(nn.Module):
         """pixels (B, T, 3, H, W), normalised -> VideoFeatures (attention only when asked)."""
         B, T, C, H, W = pixels.shape
         if (T, H, W) != (self.num_frames, self.image_size, self.image_size) or C != 3:
-            raise ValueError(f"expected clips of shape (B, {self.num_frames}, 3, {self.image_size}, "
-                             f"{self.image_size}), got {tuple(pixels.shape)}")
+            raise ValueError(f"expected clips of shape (B, {self.num_frames}, 3, "
+                             f"{self.image_size}, {self.image_size}), got {tuple(pixels.shape)}")
         captured: list[Tensor] = []
         hooks = self._capture_attention(captured) if with_attention else []
         try:

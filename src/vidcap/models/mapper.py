@@ -56,7 +56,7 @@ class Mapper(nn.Module):
             self.out = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(lm_dim, lm_dim))
 
     def forward(self, video: Tensor) -> Tensor:
-        """video: (B, Dv) CLS when cfg.input is `cls`, (B, S, Dv) tokens otherwise -> (B, tau, Dlm)."""
+        """video (B, Dv) CLS when cfg.input is `cls`, else (B, S, Dv) tokens -> (B, tau, Dlm)."""
         cfg = self.cfg
         expected = 2 if cfg.input == "cls" else 3
         if video.ndim != expected:
