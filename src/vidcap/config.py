@@ -205,6 +205,9 @@ class GenerateConfig:
     """Softmax temperature for `sample`."""
     max_new_tokens: int = 20
     """Longest caption generated, in tokens."""
+    min_new_tokens: int = 0
+    """Shortest caption generated, in tokens: the end token is suppressed until then (1 rules out
+    empty captions; = max_new_tokens makes every caption that long, as benchmarks do)."""
     seed: int = 0
     """Seed of `sample`: the same seed gives the same captions."""
     batch_size: int = 32
@@ -222,6 +225,8 @@ class GenerateConfig:
         _check(0 < self.top_p <= 1, "generate.top_p", "must be in (0, 1]")
         _check(self.temperature > 0, "generate.temperature", "must be positive")
         _check(self.max_new_tokens >= 1, "generate.max_new_tokens", "must be at least 1")
+        _check(0 <= self.min_new_tokens <= self.max_new_tokens, "generate.min_new_tokens",
+               "must be in [0, max_new_tokens]")
 
 
 @dataclass

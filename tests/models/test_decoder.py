@@ -131,3 +131,12 @@ def test_length_limits(tiny_config, tokenizer):
     with pytest.raises(ConfigError, match="max_new_tokens"):
         dec.generate(prefix(1), GenerateConfig(max_new_tokens=45))  # 4 + 45 > 48 positions
     assert dec.generate_ids(prefix(2), GenerateConfig(max_new_tokens=3)).shape[1] <= 3
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_min_new_tokens_holds_back_the_end(trained, use_cache):
+    gen = GenerateConfig(max_new_tokens=10, min_new_tokens=10, use_cache=use_cache)
+    ids = trained.generate_ids(prefix(8), gen)
+    assert ids.shape == (8, 10) and not (ids == trained.tokenizer.eos_token_id).any()
+    short = trained.generate_ids(prefix(8), GenerateConfig(max_new_tokens=10))
+    assert (short == trained.tokenizer.eos_token_id).any()  # without it some captions end early

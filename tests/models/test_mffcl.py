@@ -200,6 +200,9 @@ def test_text_encoder_saving_rules(tiny_config, clips, tmp_path):
     model.save(tmp_path / "trained")
     loaded = MFFCL.load(tmp_path / "trained")
     assert torch.equal(model.encode_text(CAPTIONS), loaded.encode_text(CAPTIONS))
+    captioner = MFFCL.load(tmp_path / "trained", with_text_encoder=False)
+    assert captioner.text_encoder is None
+    assert captioner.generate(clips(2)) == model.generate(clips(2))
 
 
 def test_load_reports_a_broken_folder(tiny_config, tmp_path):

@@ -125,7 +125,8 @@ class CaptionDecoder(nn.Module):
 
     def generation_config(self, gen: GenerateConfig) -> GenerationConfig:
         tok = self.tokenizer
-        options: dict = dict(max_new_tokens=gen.max_new_tokens, use_cache=gen.use_cache,
+        options: dict = dict(max_new_tokens=gen.max_new_tokens, min_new_tokens=gen.min_new_tokens,
+                             use_cache=gen.use_cache,
                              pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
                              bos_token_id=tok.bos_token_id, num_return_sequences=1)
         if gen.strategy == "sample":

@@ -191,6 +191,8 @@ class MFFCL(nn.Module):
         decoder = CaptionDecoder(cfg.decoder, tokenizer,
                                  hf_config=GPT2Config.from_pretrained(str(folder / "decoder")))
         text_encoder = cls._load_text_encoder(cfg, folder, weights, with_text_encoder)
+        if text_encoder is None:  # saved text-encoder weights, not wanted this time
+            weights = {k: v for k, v in weights.items() if not k.startswith("text_encoder.")}
         text_dim = weights["contrastive.text_proj.weight"].shape[1]
         model = cls._assemble(cfg, video_cfg, encoder, text_encoder, text_dim, decoder)
         model._load_weights(weights, folder / WEIGHTS)

@@ -81,9 +81,12 @@ class TextEncoder(nn.Module):
     @staticmethod
     def _build_model(cfg: TextEncoderConfig, vocab_size: int) -> nn.Module:
         if cfg.pretrained is not None:
-            # the pooler is never used (CLS pooling takes the raw CLS state, as the paper)
-            return AutoModel.from_pretrained(resolve_pretrained(cfg.pretrained),
-                                             add_pooling_layer=False)
+            model = AutoModel.from_pretrained(resolve_pretrained(cfg.pretrained))
+            # CLS pooling takes the raw CLS state (the paper), never BERT's pooler: dropped, so a
+            # trainable encoder has no unused parameters (DDP) and none are saved
+            if getattr(model, "pooler", None) is not None:
+                model.pooler = None
+            return model
         config = BertConfig(vocab_size=vocab_size, hidden_size=cfg.hidden_size,
                             num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,
                             intermediate_size=cfg.intermediate_size)
