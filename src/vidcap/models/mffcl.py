@@ -29,6 +29,7 @@ import logging
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
@@ -283,7 +284,8 @@ class MFFCL(nn.Module):
         return self.decoder.loss(self.prefix(features), captions)
 
     @torch.no_grad()
-    def generate(self, pixels: Tensor, gen: GenerateConfig | None = None, **overrides) -> list[str]:
+    def generate(self, pixels: Tensor, gen: GenerateConfig | None = None,
+                 **overrides: Any) -> list[str]:
         """pixels (B, T, 3, H, W) -> B captions, decoded per `gen` (fields overridable by keyword,
         e.g. strategy="beam"), gen.batch_size clips at a time, in eval mode. Sampling draws from
         its own seeded RNG: the same seed gives the same captions and the caller's RNG is left as
