@@ -16,9 +16,10 @@ import torch
 from vidcap.cli import main
 from vidcap.config import VideoConfig
 from vidcap.errors import VideoError
-from vidcap.video import (load_clip, plan_decode_runs, preprocess_frames, probe_video, read_frames,
-                          read_sampled, sample_frame_indices, select_frame_indices,
-                          window_frame_range, write_video)
+from vidcap.video import (crop_frames, load_clip, normalize_frames, plan_decode_runs,
+                          preprocess_frames, probe_video, read_frames, read_sampled,
+                          sample_frame_indices, select_frame_indices, window_frame_range,
+                          write_video)
 
 FPS = 8
 BARS = 8  # frame i shows i in binary: bar b is white when bit b of i is set
@@ -298,6 +299,17 @@ def test_preprocess_frames_resizes_shorter_side_crops_and_normalises() -> None:
     same = preprocess_frames(frames[:, :, 20:60], 40, [0.0] * 3, [1.0] * 3)  # no resize needed
     assert torch.allclose(same * 255, torch.from_numpy(frames[:, :, 20:60]).permute(0, 3, 1, 2)
                           .float(), atol=1e-3)
+
+
+def test_crop_frames_keeps_uint8_and_preprocess_is_crop_then_normalize() -> None:
+    frames = np.random.default_rng(0).integers(0, 256, (3, 48, 100, 3), dtype=np.uint8)
+    cropped = crop_frames(frames, 24)  # 48x100 -> 24x50 -> centre 24x24
+    assert cropped.shape == (3, 24, 24, 3) and cropped.dtype == np.uint8
+    assert np.array_equal(crop_frames(frames, 48), frames[:, :, 26:74])  # no resize: exact
+    x = preprocess_frames(frames, 24, [0.5] * 3, [0.25] * 3)
+    assert torch.equal(x, normalize_frames(cropped, [0.5] * 3, [0.25] * 3))
+    assert torch.allclose(normalize_frames(cropped, [0.5] * 3, [0.25] * 3)[1, 2, 3, 4],
+                          torch.tensor((cropped[1, 3, 4, 2] / 255 - 0.5) / 0.25).float())
 
 
 def test_load_clip_gives_encoder_input(clips) -> None:

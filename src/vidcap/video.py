@@ -450,26 +450,42 @@ def read_frames(path: str | Path, num_frames: int, *, start: float | None = None
 # preprocessing
 
 
-def preprocess_frames(frames: np.ndarray, image_size: int, mean: Sequence[float],
-                      std: Sequence[float]) -> torch.Tensor:
-    """uint8 (T, H, W, 3) -> float (T, 3, S, S): shorter side resized to S (antialiased
-    bilinear), centre crop, scaled to [0, 1], normalised with mean/std per channel."""
-    import torch
-    import torch.nn.functional as F
-
+def crop_frames(frames: np.ndarray, image_size: int) -> np.ndarray:
+    """uint8 (T, H, W, 3) -> uint8 (T, S, S, 3): shorter side resized to S (antialiased
+    bilinear, rounded back to 8 bits), then the centre S x S crop. Kept in uint8 so it can be
+    cached; `normalize_frames` finishes the job."""
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"expected frames of shape (T, H, W, 3), got {tuple(frames.shape)}")
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255)
-    h, w = x.shape[-2:]
+    h, w = frames.shape[1:3]
     scale = image_size / min(h, w)
     size = (max(image_size, round(h * scale)), max(image_size, round(w * scale)))
     if size != (h, w):
+        import torch
+        import torch.nn.functional as F
+
+        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
         x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+        frames = x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
     top, left = (size[0] - image_size) // 2, (size[1] - image_size) // 2
-    x = x[:, :, top:top + image_size, left:left + image_size]  # (T, 3, S, S)
+    return np.ascontiguousarray(frames[:, top:top + image_size, left:left + image_size])
+
+
+def normalize_frames(frames: np.ndarray, mean: Sequence[float],
+                     std: Sequence[float]) -> torch.Tensor:
+    """uint8 (T, S, S, 3) -> float (T, 3, S, S): scaled to [0, 1], normalised per channel."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255)
     m = torch.tensor(list(mean), dtype=x.dtype).view(1, 3, 1, 1)
     s = torch.tensor(list(std), dtype=x.dtype).view(1, 3, 1, 1)
     return ((x - m) / s).contiguous()
+
+
+def preprocess_frames(frames: np.ndarray, image_size: int, mean: Sequence[float],
+                      std: Sequence[float]) -> torch.Tensor:
+    """uint8 (T, H, W, 3) -> float (T, 3, S, S): `crop_frames` then `normalize_frames`, the same
+    two steps the training dataset takes (with its uint8 cache between them)."""
+    return normalize_frames(crop_frames(frames, image_size), mean, std)
 
 
 def load_clip(path: str | Path, video_cfg: VideoConfig, *, start: float | None = None,
