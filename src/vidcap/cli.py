@@ -8,7 +8,9 @@ exit status is 2; nothing else is caught, so real bugs keep their traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -176,6 +178,196 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# train, evaluate, caption, demo
+
+
+def _add_decode_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("decoding (defaults: the run's `generate` section)")
+    g.add_argument("--decode", choices=("greedy", "beam", "sample"), default=None,
+                   help="greedy, beam search, or top-p/top-k sampling")
+    g.add_argument("--num-beams", type=int, default=None)
+    g.add_argument("--top-p", type=float, default=None)
+    g.add_argument("--top-k", type=int, default=None)
+    g.add_argument("--temperature", type=float, default=None)
+    g.add_argument("--max-new-tokens", type=int, default=None)
+    g.add_argument("--seed", type=int, default=None, help="seed of sampling")
+    g.add_argument("--batch-size", type=int, default=None, help="videos captioned at once")
+
+
+def _decode_overrides(args: argparse.Namespace) -> dict:
+    names = {"decode": "strategy", "num_beams": "num_beams", "top_p": "top_p", "top_k": "top_k",
+             "temperature": "temperature", "max_new_tokens": "max_new_tokens", "seed": "seed",
+             "batch_size": "batch_size"}
+    chosen = {field: getattr(args, arg) for arg, field in names.items()
+              if getattr(args, arg) is not None}
+    if "num_beams" in chosen and "strategy" not in chosen:
+        chosen["strategy"] = "beam"
+    return chosen
+
+
+def _generate_config(base, overrides: dict):
+    import dataclasses
+
+    from vidcap.config import GenerateConfig, from_dict
+
+    return from_dict(GenerateConfig, {**dataclasses.asdict(base), **overrides}, prefix="generate")
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train MFFCL (align, then caption) from a config",
+                       description="Train the stages of CONFIG (a preset name such as "
+                                   "shapes-tiny or msvd-paper, or a YAML file). Launch with "
+                                   "`torchrun --nproc_per_node N -m vidcap train ...` for "
+                                   "several processes.")
+    p.add_argument("config", help="preset name or YAML file")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting, e.g. --set train.caption.lr=3e-4 (repeatable)")
+    p.add_argument("--out", type=Path, default=None, help="run directory (default runs/<config>)")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from vidcap.config import load_config
+    from vidcap.training.loop import train
+
+    cfg = load_config(args.config, args.overrides)
+    out = args.out or Path("runs") / Path(args.config).stem
+    run_dir = train(cfg, out, resume=args.resume)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"run saved in {run_dir}")
+    return 0
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="caption a split with a trained run and score it")
+    p.add_argument("run", type=Path, help="run directory written by `vidcap train`")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--manifest", type=Path, default=None,
+                   help="manifest to read (default: the one the run trained on)")
+    p.add_argument("--checkpoint", choices=("auto", "best", "final"), default="auto",
+                   help="weights: best on validation, final, or auto (best when present)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N videos")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    _add_decode_options(p)
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from vidcap.evaluation.evaluate import evaluate_run
+
+    scores = evaluate_run(args.run, split=args.split, manifest=args.manifest,
+                          gen_overrides=_decode_overrides(args), which=args.checkpoint,
+                          device=args.device, limit=args.limit)
+    print(_scores_table(scores, f"{args.split}"))
+    if "attributes" in scores:
+        print(_attributes_table(scores["attributes"]))
+    print(f"predictions and scores written to {args.run}/predictions-{args.split}.json, "
+          f"scores-{args.split}.json")
+    return 0 if not scores.get("failed") else 1
+
+
+def _scores_table(scores: dict, label: str) -> str:
+    from vidcap.evaluation.metrics import Scores
+    from vidcap.evaluation.score import format_table
+
+    corpus = {k: v for k, v in scores.items() if isinstance(v, float)}
+    return format_table(Scores(corpus=corpus, num_videos=int(scores.get("videos", 0))), label)
+
+
+def _attributes_table(attributes: dict) -> str:
+    def pct(value) -> str:
+        return "    -" if value is None else f"{100 * value:5.1f}"
+
+    lines = [f"{'pairs':<10}{'clips':>6}{'colour':>8}{'shape':>8}{'motion':>8}{'all 3':>8}"]
+    for group, label in (("seen", "seen"), ("held_out", "held-out")):
+        t = attributes[group]
+        lines.append(f"{label:<10}{t['n']:>6}" + "".join(
+            f"{pct(t[k]):>8}" for k in ("colour", "shape", "motion", "all")))
+    return "\n".join(lines)
+
+
+def _add_caption(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("caption", help="caption video files with a trained run")
+    p.add_argument("run", type=Path, help="run directory written by `vidcap train`")
+    p.add_argument("videos", type=Path, nargs="+", help="video files or folders of videos")
+    p.add_argument("--format", choices=("text", "json", "vtt"), default="text",
+                   help="text lines, a JSON list, or a WebVTT file beside each video")
+    p.add_argument("--checkpoint", choices=("auto", "best", "final"), default="auto")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    _add_decode_options(p)
+    p.set_defaults(func=_cmd_caption)
+
+
+def _cmd_caption(args: argparse.Namespace) -> int:
+    from vidcap.captioning import caption_files, find_videos, write_vtt
+    from vidcap.training.checkpoint import load_run
+
+    paths = find_videos(args.videos)
+    if not paths:
+        raise VidcapError(f"no video files in {', '.join(map(str, args.videos))}")
+    model = load_run(args.run, device=args.device, which=args.checkpoint)
+    gen = _generate_config(_run_generate_config(args.run), _decode_overrides(args))
+    failed, listing = 0, []
+    for result in caption_files(model, paths, model.video_cfg, gen, device=args.device):
+        if not result.ok:
+            failed += 1
+            print(f"vidcap: error: {result.error}", file=sys.stderr)
+            continue
+        if args.format == "text":
+            print(f"{result.path}\t{result.caption}", flush=True)
+        elif args.format == "json":
+            listing.append({"video": str(result.path), "caption": result.caption})
+        else:
+            print(f"{write_vtt(result.path, result.caption)}\t{result.caption}", flush=True)
+    if args.format == "json":
+        print(json.dumps(listing, indent=2, ensure_ascii=False))
+    if failed:
+        print(f"vidcap: {failed} of {len(paths)} video(s) could not be captioned", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _run_generate_config(run: Path):
+    from vidcap.config import load_config
+
+    return load_config(run / "config.yaml").generate
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="offline demo: Shapes world, train, evaluate (make demo)")
+    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory")
+    p.add_argument("--preset", default="shapes-tiny", help="config preset to train")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting of the preset (repeatable)")
+    p.add_argument("--videos", type=int, default=None,
+                   help="Shapes clips to generate (default 2000/200/400)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the Shapes world")
+    p.set_defaults(func=_cmd_demo)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from vidcap.demo import run_demo
+
+    result = run_demo(args.out, preset=args.preset, overrides=args.overrides,
+                      videos=args.videos, seed=args.seed)
+    scores = result.scores
+    print()
+    print(f"MFFCL ({args.preset}) on the Shapes test split: {scores['videos']} clips")
+    print(_scores_table(scores, "test"))
+    print()
+    print("attributes read back from the captions (% of objects):")
+    print(_attributes_table(scores["attributes"]))
+    print()
+    for sample in result.samples:
+        tag = "held-out" if sample.held_out else "seen"
+        print(f"[{tag:>8}] {sample.video_id}: {sample.prediction!r}")
+        print(f"{'':11}reference: {sample.references[0]!r}")
+    took = ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())
+    print(f"\n({took}; everything is in {result.run_dir}/)")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
 # main
 
 
@@ -188,6 +380,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prepare(sub)
     _add_score(sub)
     _add_inspect(sub)
+    _add_train(sub)
+    _add_evaluate(sub)
+    _add_caption(sub)
+    _add_demo(sub)
     stats = sub.add_parser("stats", help="print the statistics of a manifest")
     stats.add_argument("manifest", type=Path)
     stats.set_defaults(func=_cmd_stats)
@@ -196,6 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # transformers' own "Loading weights" bars would bury vidcap's; read before it is imported
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(message)s", stream=sys.stderr)
     try:

@@ -165,6 +165,8 @@ class DecoderConfig:
     """Captions are truncated to this many tokens in training."""
     trainable: bool = True
     """Fine-tune GPT-2 (False freezes it, as ClipCap's light variant does)."""
+    dropout: float = 0.1
+    """GPT-2's residual, embedding and attention dropout (GPT-2's own value is 0.1)."""
     lowercase: bool = True
     """Lower-case captions before tokenising (training targets and the trained BPE); whitespace is
     always collapsed and Unicode NFKC-normalised."""
@@ -175,6 +177,7 @@ class DecoderConfig:
         _check(self.max_caption_tokens >= 1, "model.decoder.max_caption_tokens",
                "must be at least 1")
         _check(self.vocab_size >= 8, "model.decoder.vocab_size", "must be at least 8")
+        _check(0 <= self.dropout < 1, "model.decoder.dropout", "must be in [0, 1)")
 
 
 @dataclass
@@ -303,7 +306,10 @@ class TrainConfig:
     eval_every: int = 0
     """Steps between validation evaluations of the caption stage (0: only at the end)."""
     eval_metric: str = "CIDEr"
-    """Validation metric that picks the best checkpoint."""
+    """Validation metric that picks the best checkpoint (a coco-caption name, e.g. CIDEr, Bleu_4)."""
+    eval_scorers: list[Literal["bleu", "meteor", "rouge", "cider"]] = field(
+        default_factory=lambda: ["bleu", "meteor", "rouge", "cider"])
+    """Scorers run at validation (METEOR costs a Java start-up, ~10 s, once per process)."""
     eval_max_videos: int | None = None
     """Evaluate on at most this many validation videos (None: all)."""
     checkpoint_every: int = 0

@@ -11,7 +11,9 @@ from vidcap.losses import IGNORE_INDEX
 from vidcap.models.decoder import CaptionDecoder
 from vidcap.models.tokenizer import train_caption_tokenizer
 
-from .conftest import CAPTIONS, TINY
+from tests.conftest import TINY
+
+from .conftest import CAPTIONS
 
 TAU = 4
 

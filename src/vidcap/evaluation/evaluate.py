@@ -61,12 +61,13 @@ def caption_records(model: torch.nn.Module, records: Sequence[VideoRecord], cfg:
 
 
 def score_predictions(predictions: dict[str, str], records: Sequence[VideoRecord], *,
-                      attributes_file: Path | None = None) -> dict[str, Any]:
+                      attributes_file: Path | None = None,
+                      scorers: Sequence[str] | None = None) -> dict[str, Any]:
     """coco-caption scores (fractions, coco key names) and, for Shapes, attribute accuracies."""
     from vidcap.evaluation.metrics import score_captions
 
     refs = {k: v for k, v in references(records).items() if k in predictions}
-    scores: dict[str, Any] = dict(score_captions(predictions, refs).corpus)
+    scores: dict[str, Any] = dict(score_captions(predictions, refs, metrics=scorers).corpus)
     if attributes_file is not None and attributes_file.is_file():
         from vidcap.data.shapes import attribute_accuracy, read_attributes
 

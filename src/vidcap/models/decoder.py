@@ -54,7 +54,8 @@ def gpt2_config(cfg: DecoderConfig, tokenizer: PreTrainedTokenizerFast,
     return GPT2Config(vocab_size=vocab_size or len(tokenizer), n_positions=cfg.max_positions,
                       n_embd=cfg.hidden_size, n_layer=cfg.num_layers, n_head=cfg.num_heads,
                       bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                      pad_token_id=tokenizer.pad_token_id)
+                      pad_token_id=tokenizer.pad_token_id, resid_pdrop=cfg.dropout,
+                      embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout)
 
 
 class CaptionDecoder(nn.Module):
@@ -71,7 +72,9 @@ class CaptionDecoder(nn.Module):
             self.model = PrefixGPT2LMHeadModel(hf_config)
         elif cfg.pretrained:
             try:
-                self.model = PrefixGPT2LMHeadModel.from_pretrained(cfg.pretrained)
+                self.model = PrefixGPT2LMHeadModel.from_pretrained(
+                    cfg.pretrained, resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout,
+                    attn_pdrop=cfg.dropout)
             except (OSError, ValueError) as err:
                 raise ConfigError(f"model.decoder.pretrained: cannot load {cfg.pretrained!r} "
                                   f"({str(err).splitlines()[0]})") from None

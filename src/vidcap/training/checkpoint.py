@@ -175,7 +175,7 @@ def load_run(path: str | Path, *, device: str | torch.device = "cpu", which: str
         raise RunError(f"{run_dir}: not a run directory (no config.yaml); train one with `vidcap train`")
     if which not in ("auto", "best", "final"):
         raise RunError(f"{which!r}: expected auto, best or final")
-    model = MFFCL.load(run_dir, device="cpu")
+    model = MFFCL.load(run_dir, device="cpu", with_text_encoder=False)  # captioning needs none
     best = run_dir / "best" / WEIGHTS
     if which == "best" and not best.is_file():
         raise RunError(f"{run_dir}: no best checkpoint (validation never ran)")

@@ -28,7 +28,7 @@ from vidcap.data.dataset import Batch, ClipDataset, ResumableSampler, collate_sa
 from vidcap.data.manifest import VideoRecord, read_manifest
 from vidcap.errors import ConfigError, DatasetError, RunError
 from vidcap.evaluation.evaluate import attributes_beside, caption_records, score_predictions
-from vidcap.models.mffcl import MFFCL
+from vidcap.models.mffcl import COMPONENTS, MFFCL
 from vidcap.training.checkpoint import CheckpointManager, rng_state, set_rng_state
 from vidcap.training.distributed import (DistInfo, all_reduce_mean, barrier, gather_objects,
                                          setup_distributed, teardown_distributed)
@@ -37,7 +37,6 @@ from vidcap.training.records import MetricsLog, plot_curves
 
 log = logging.getLogger(__name__)
 
-COMPONENTS = ("encoder", "text_encoder", "contrastive", "mapper", "decoder")
 
 
 @dataclass
@@ -71,9 +70,15 @@ class StageObjective(nn.Module):
 
 
 def trainable_components(cfg: Config, stage: str) -> set[str]:
+    """What `stage` updates: its `trainable` list, plus a text encoder marked trainable (align),
+    minus a decoder or text encoder marked `trainable: false`."""
     chosen = set(getattr(cfg.train, stage).trainable)
     if stage == "align" and cfg.model.text_encoder.trainable:
         chosen.add("text_encoder")
+    if not cfg.model.text_encoder.trainable:
+        chosen.discard("text_encoder")
+    if not cfg.model.decoder.trainable:
+        chosen.discard("decoder")
     return chosen
 
 
@@ -81,16 +86,6 @@ def never_trained(cfg: Config) -> set[str]:
     """Components no stage updates: checkpoints need not repeat their weights."""
     trained = set().union(*(trainable_components(cfg, s) for s in cfg.train.stages))
     return set(COMPONENTS) - trained
-
-
-def set_trainable(model: MFFCL, names: set[str]) -> None:
-    """Freeze every component not named (requires_grad_ and eval mode for frozen ones)."""
-    model.train()
-    for name in COMPONENTS:
-        module = model.component(name)
-        module.requires_grad_(name in names)
-        if name not in names:
-            module.eval()
 
 
 def train(cfg: Config, run_dir: str | Path, *, resume: bool = False) -> Path:
@@ -107,12 +102,12 @@ class Trainer:
         self.run_dir = run_dir
         self.info = info
         self.checkpoints = CheckpointManager(run_dir, cfg.train.keep_last)
+        if resume and self.finished(run_dir):
+            raise RunError(f"{run_dir}: this run has already finished")
         latest = self.checkpoints.latest() if resume else None
-        if resume and latest is not None:
+        if latest is not None:
             cfg = load_config(run_dir / "config.yaml")
             log.info("resuming from %s", latest)
-        elif resume and self.finished(run_dir):
-            raise RunError(f"{run_dir}: this run has already finished")
         elif not resume and self.checkpoints.list():
             raise RunError(f"{run_dir}: holds a run already; pass --resume to continue it or "
                            "choose another --out")
@@ -190,7 +185,8 @@ class Trainer:
             raise ConfigError(f"train.{name}.batch_size: {stage.batch_size} does not split into "
                               f"{info.world_size} processes x {cfg.train.grad_accum} accumulation steps")
         trainable = trainable_components(cfg, name)
-        set_trainable(self.model, trainable)
+        self.model.train()
+        self.model.set_trainable(trainable)
         optimizer = build_optimizer(self.model, stage, cfg.train)
         dataset = ClipDataset(self.train_records, cfg.video, cache_dir=cfg.data.cache_dir,
                               seed=cfg.train.seed)
@@ -217,8 +213,12 @@ class Trainer:
         window_clips, window_start, window_losses = 0, time.perf_counter(), []
         while state.step < stage.steps:
             sampler.set_position(state.epoch, state.position)
+            # its own generator: creating the iterator must not draw from the global RNG (a
+            # resumed run creates it at another moment, and dropout would then differ)
             loader = DataLoader(dataset, batch_size=micro, sampler=sampler, drop_last=True,
-                                collate_fn=collate_samples, num_workers=cfg.data.num_workers)
+                                collate_fn=collate_samples, num_workers=cfg.data.num_workers,
+                                generator=torch.Generator().manual_seed(
+                                    cfg.train.seed * 1000 + state.epoch))
             batches = iter(loader)
             epoch_skipped: dict[str, str] = {}
             exhausted = False
@@ -228,6 +228,7 @@ class Trainer:
                     exhausted = True
                     break
                 losses, clips = [], 0
+                state.position += micro * len(group)
                 for i, batch in enumerate(group):
                     epoch_skipped.update(batch.failed)
                     if not self._all_ranks_have_data(batch):
@@ -364,7 +365,8 @@ class Trainer:
         scores = None
         if info.is_main_process and predictions:
             scores = score_predictions(predictions, self.val_records,
-                                       attributes_file=self.attributes)
+                                       attributes_file=self.attributes,
+                                       scorers=cfg.train.eval_scorers)
             metric = cfg.train.eval_metric
             if metric not in scores:
                 raise ConfigError(f"train.eval_metric: {metric!r} is not a metric "
