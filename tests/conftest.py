@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +25,15 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real annotation files not found at {SHARED_DATA} (see DESIGN.md, Data)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def java() -> str:
+    """`java` on PATH (the PTB tokenizer and METEOR need it); skip with the reason when absent."""
+    path = shutil.which("java")
+    if path is None:
+        pytest.skip("no Java runtime on PATH (apt-get install default-jre-headless)")
+    return path
 
 
 TINY = [

@@ -1,20 +1,10 @@
-"""Fixtures of the evaluation tests: the coco-caption demo files and a Java runtime."""
+"""Fixtures of the evaluation tests: the coco-caption demo files."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-
-
-@pytest.fixture(scope="session")
-def java() -> str:
-    """`java` on PATH (the PTB tokenizer and METEOR need it); skip with the reason when absent."""
-    path = shutil.which("java")
-    if path is None:
-        pytest.skip("no Java runtime on PATH (apt-get install default-jre-headless)")
-    return path
 
 
 @pytest.fixture(scope="session")
