@@ -28,36 +28,16 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from vidcap.errors import RunError
+from vidcap.models.mffcl import MFFCL, unique_weights
 
 CHECKPOINTS = "checkpoints"
 WEIGHTS = "model.safetensors"
 STATE = "trainer_state.pt"
 
 
-def _kept_keys(model: nn.Module, exclude: Collection[str] = ()) -> list[str]:
-    """State-dict keys minus excluded components and minus tied duplicates (first name kept)."""
-    seen: set[tuple[int, tuple[int, ...]]] = set()
-    keys = []
-    for key, tensor in model.state_dict().items():
-        if key.split(".", 1)[0] in exclude:
-            continue
-        ident = (tensor.data_ptr(), tuple(tensor.shape))
-        if tensor.numel() and ident in seen:  # tied weights (GPT-2's lm_head = wte)
-            continue
-        seen.add(ident)
-        keys.append(key)
-    return keys
-
-
-def weights_to_save(model: nn.Module, exclude: Collection[str] = ()) -> dict[str, torch.Tensor]:
-    """The state dict minus excluded components and tied duplicates, on the CPU."""
-    state = model.state_dict()
-    return {k: state[k].detach().to("cpu").contiguous() for k in _kept_keys(model, exclude)}
-
-
 def save_weights(model: nn.Module, file: Path, exclude: Collection[str] = ()) -> None:
     tmp = file.with_name(file.name + ".tmp")
-    save_file(weights_to_save(model, exclude), str(tmp))
+    save_file(unique_weights(model, exclude), str(tmp))
     os.replace(tmp, file)
 
 
@@ -73,7 +53,7 @@ def load_weights(model: nn.Module, file: Path) -> None:
                        f"{', '.join(result.unexpected_keys[:3])} ...)")
     present = {k.split(".", 1)[0] for k in state}
     absent = {k.split(".", 1)[0] for k in model.state_dict()} - present
-    lacking = [k for k in _kept_keys(model, absent) if k not in state]
+    lacking = [k for k in unique_weights(model, absent) if k not in state]
     if lacking:
         raise RunError(f"{file}: weights lack {len(lacking)} tensors of this model "
                        f"(e.g. {', '.join(lacking[:3])})")
@@ -166,10 +146,8 @@ class CheckpointManager:
         _atomic_torch_save(trainer_state, self.run_dir / STATE)
 
 
-def load_run(path: str | Path, *, device: str | torch.device = "cpu", which: str = "auto"):
+def load_run(path: str | Path, *, device: str | torch.device = "cpu", which: str = "auto") -> MFFCL:
     """The model of a run directory: `best` (validation), `final`, or `auto` (best when present)."""
-    from vidcap.models.mffcl import MFFCL
-
     run_dir = Path(path)
     if not (run_dir / "config.yaml").is_file():
         raise RunError(f"{run_dir}: not a run directory (no config.yaml); train one with `vidcap train`")
