@@ -368,6 +368,131 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# ablate, attention (issue 6)
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected integers separated by commas")
+    if not values:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected at least one integer")
+    return values
+
+
+def _add_ablate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ablate", help="train and score the paper's ablation grid (Tables IV, V)",
+                       description="Train every cell of the ablation grid (contrastive stage "
+                                   "on/off x tau, FFN mapper, space-only attention, token "
+                                   "mapper input, shuffled frames) for each seed under one "
+                                   "budget, score it on the test split, and write "
+                                   "DIR/results.json and DIR/table.md. A rerun skips finished "
+                                   "cell-seeds and resumes half-trained ones.")
+    p.add_argument("config", help="preset name or YAML file every cell starts from")
+    p.add_argument("--out", type=Path, required=True, help="folder of the grid")
+    p.add_argument("--seeds", type=int, default=3, help="seeds 0..K-1 per cell (default 3)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting of CONFIG for every cell (repeatable)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="cell-seeds trained at once, in separate processes (default 1)")
+    p.add_argument("--cells", default=None, metavar="A,B,...",
+                   help="only these cells (names: align-tau10, noalign-tau10, ..., mlp, "
+                        "space-only, tokens, shuffled)")
+    p.add_argument("--taus", type=_int_list, default=[10, 30, 50], metavar="T1,T2,...",
+                   help="prefix lengths of Table IV (default 10,30,50)")
+    p.add_argument("--base-tau", type=int, default=None,
+                   help="tau of the base cell and of the other ablations (default: the first)")
+    p.add_argument("--target-cider", type=float, default=None, metavar="X",
+                   help="report the caption steps until validation CIDEr (x100, as in the "
+                        "tables) first reaches X")
+    p.add_argument("--no-align-steps", choices=("total", "caption"), default="total",
+                   help="cells without the align stage: add its steps to the caption stage "
+                        "(total, default: the same optimiser steps in all) or not (caption)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: train.device)")
+    p.set_defaults(func=_cmd_ablate)
+
+
+def _ablate_command(args: argparse.Namespace) -> str:
+    import shlex
+
+    parts = ["vidcap", "ablate", args.config, "--out", str(args.out), "--seeds", str(args.seeds)]
+    for override in args.overrides:
+        parts += ["--set", override]
+    if args.jobs != 1:
+        parts += ["--jobs", str(args.jobs)]
+    if args.cells:
+        parts += ["--cells", args.cells]
+    if args.taus != [10, 30, 50]:
+        parts += ["--taus", ",".join(map(str, args.taus))]
+    if args.base_tau is not None:
+        parts += ["--base-tau", str(args.base_tau)]
+    if args.target_cider is not None:
+        parts += ["--target-cider", f"{args.target_cider:g}"]
+    if args.no_align_steps != "total":
+        parts += ["--no-align-steps", args.no_align_steps]
+    if args.device:
+        parts += ["--device", args.device]
+    return shlex.join(parts)
+
+
+def _cmd_ablate(args: argparse.Namespace) -> int:
+    from vidcap.ablation import run_grid
+
+    def progress(outcome, done: int, total: int) -> None:
+        extra = f": {outcome.error}" if outcome.error else (
+            f" in {outcome.seconds:.0f} s" if outcome.seconds else "")
+        print(f"[{done}/{total}] {outcome.cell} seed {outcome.seed}: {outcome.action}{extra}",
+              file=sys.stderr, flush=True)
+
+    cells = [c.strip() for c in args.cells.split(",") if c.strip()] if args.cells else None
+    result = run_grid(args.config, args.out, overrides=args.overrides, seeds=args.seeds,
+                      jobs=args.jobs, cells=cells, taus=args.taus, base_tau=args.base_tau,
+                      target_cider=args.target_cider, no_align_budget=args.no_align_steps,
+                      device=args.device, command=_ablate_command(args), progress=progress)
+    print(result.table)
+    print(f"grid written to {result.out}/table.md and results.json ({result.seconds:.0f} s)")
+    if result.failed:
+        print(f"vidcap: {len(result.failed)} cell-seed(s) failed: " + ", ".join(
+            f"{o.cell} seed {o.seed}" for o in result.failed), file=sys.stderr)
+        return 1
+    return 0
+
+
+def _add_attention(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("attention", help="draw the CLS-to-patch attention over a video's frames",
+                       description="The paper's Fig. 5: each sampled frame above the same frame "
+                                   "under the heat map of the video CLS's spatial attention to "
+                                   "its patches, the generated caption as the title.")
+    p.add_argument("run", type=Path, help="run directory written by `vidcap train`")
+    p.add_argument("video", type=Path, help="video file")
+    p.add_argument("--out", type=Path, required=True, help="PNG to write")
+    p.add_argument("--layer", type=int, default=None,
+                   help="encoder block, 0-based, negative from the end (default: the run's "
+                        "model.encoder.attention_layer)")
+    p.add_argument("--rollout", action="store_true",
+                   help="attention rollout over the blocks up to --layer instead of that "
+                        "block's head-averaged attention")
+    p.add_argument("--checkpoint", choices=("auto", "best", "final"), default="auto")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.set_defaults(func=_cmd_attention)
+
+
+def _cmd_attention(args: argparse.Namespace) -> int:
+    from vidcap.visualize import render_attention
+
+    figure = render_attention(args.run, args.video, args.out, layer=args.layer,
+                              method="rollout" if args.rollout else "mean", device=args.device,
+                              which=args.checkpoint)
+    layout = figure.layout
+    print(f"{figure.path}: {layout.width}x{layout.height} px, {len(figure.frame_indices)} frames "
+          f"({' '.join(map(str, figure.frame_indices))}), block {figure.layer} "
+          f"{'rollout' if figure.method == 'rollout' else 'head mean'}")
+    print(f"caption: {figure.caption}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
 # main
 
 
@@ -384,6 +509,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     _add_caption(sub)
     _add_demo(sub)
+    _add_ablate(sub)
+    _add_attention(sub)
     stats = sub.add_parser("stats", help="print the statistics of a manifest")
     stats.add_argument("manifest", type=Path)
     stats.set_defaults(func=_cmd_stats)

@@ -1,0 +1,419 @@
+"""Attention maps over frames: the paper's Fig. 5, and where their peaks fall on Shapes clips.
+
+Two ways to read where the video CLS looks, both per sampled frame, as a (T, N) map over the
+N = grid x grid patches (each frame's map sums to 1):
+
+- `mean` (the paper's figure): the CLS-to-patch spatial attention of one block, averaged over
+  heads, renormalised over the patches (the CLS's weight on itself dropped). It is exactly
+  `MFFCL.encode_video(with_attention=True).attention` averaged over heads, for any block.
+- `rollout` (Abnar & Zuidema, 2020), extended to divided space-time attention: each block is a
+  token-mixing matrix over [CLS; T*N patches] with the residual counted as half,
+  0.5 * I + 0.5 * A (head-averaged), in the order the block runs: temporal attention mixes a
+  patch with the same patch of the other frames (the CLS does not take part), then spatial
+  attention mixes the tokens of one frame with the CLS, and the CLS's update is the mean over
+  frames of its per-frame updates (HF `TimesformerLayer`). The product of the blocks up to
+  `layer` gives how much the final CLS draws on each input patch of each frame. Like every
+  rollout it ignores the value and output projections and the MLPs (it follows attention only).
+  `space_only` runs every frame apart (its CLS is the mean of the per-frame ones): its rollout
+  is per frame, spatial blocks only.
+
+Only cli.py prints; `plot_attention` writes a PNG (matplotlib Agg) whose pixel layout is fixed by
+`FigureLayout`, so a test can read it back.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from vidcap.errors import RunError
+
+log = logging.getLogger(__name__)
+
+Method = Literal["mean", "rollout"]
+
+
+# ---------------------------------------------------------------------------------------------
+# capturing every block's attention
+
+
+@dataclass
+class BlockAttention:
+    spatial: Tensor
+    """(B*T, heads, 1+N, 1+N): attention within each frame, the CLS first."""
+    temporal: Tensor | None
+    """(B*N, heads, T, T): attention of each patch over the frames (None for space_only); HF's
+    row order, b * N + n."""
+
+
+def capture_attention(encoder: nn.Module, pixels: Tensor) -> list[BlockAttention]:
+    """Run `encoder` (a `VideoEncoder`) on pixels (B, T, 3, S, S) and keep every block's
+    attention weights (hooks ask each attention module for its weights; HF's own
+    `output_attentions` would give the spatial ones only)."""
+    layers = encoder.model.encoder.layer
+    spatial: dict[int, Tensor] = {}
+    temporal: dict[int, Tensor] = {}
+
+    def ask(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        return args, {**kwargs, "output_attentions": True}
+
+    def keeper(store: dict[int, Tensor], index: int):
+        def keep(module: nn.Module, args: tuple, output: tuple) -> None:
+            store[index] = output[1].detach().float()
+        return keep
+
+    hooks = []
+    for i, layer in enumerate(layers):
+        hooks.append(layer.attention.register_forward_pre_hook(ask, with_kwargs=True))
+        hooks.append(layer.attention.register_forward_hook(keeper(spatial, i)))
+        if hasattr(layer, "temporal_attention"):
+            hooks.append(layer.temporal_attention.register_forward_pre_hook(ask, with_kwargs=True))
+            hooks.append(layer.temporal_attention.register_forward_hook(keeper(temporal, i)))
+    try:
+        with torch.no_grad():
+            encoder(pixels)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return [BlockAttention(spatial[i], temporal.get(i)) for i in range(len(layers))]
+
+
+# ---------------------------------------------------------------------------------------------
+# maps
+
+
+def _block_matrix(block: BlockAttention, T: int, N: int) -> Tensor:
+    """(1+T*N, 1+T*N) head-averaged token mixing of one divided space-time block, one clip."""
+    P = T * N
+    eye_n, eye_t = torch.eye(N), torch.eye(T)
+    temporal = torch.eye(1 + P)
+    if block.temporal is not None:  # (N, T, T): patch n of frame t reads patch n of frame u
+        a = block.temporal.mean(1)
+        mix = torch.einsum("ntu,nm->tnum", a, eye_n).reshape(P, P)
+        temporal[1:, 1:] = 0.5 * torch.eye(P) + 0.5 * mix
+    a = block.spatial.mean(1)  # (T, 1+N, 1+N)
+    spatial = torch.zeros(1 + P, 1 + P)
+    spatial[1:, 1:] = torch.einsum("tnm,tu->tnum", a[:, 1:, 1:], eye_t).reshape(P, P)
+    spatial[1:, 0] = a[:, 1:, 0].reshape(P)  # patches read the CLS
+    spatial[0, 0] = a[:, 0, 0].mean()  # the CLS: mean over frames of its per-frame update
+    spatial[0, 1:] = a[:, 0, 1:].reshape(P) / T
+    spatial = 0.5 * torch.eye(1 + P) + 0.5 * spatial
+    return spatial @ temporal
+
+
+def _frame_rollout(blocks: list[BlockAttention], T: int, N: int) -> Tensor:
+    """space_only: per-frame rollout over the spatial blocks -> (T, N)."""
+    result = torch.eye(1 + N).expand(T, 1 + N, 1 + N)
+    for block in blocks:
+        a = block.spatial.mean(1)  # (T, 1+N, 1+N)
+        result = (0.5 * torch.eye(1 + N) + 0.5 * a) @ result
+    return result[:, 0, 1:]
+
+
+def attention_maps(model: nn.Module, pixels: Tensor, *, layer: int | None = None,
+                   method: Method = "mean") -> Tensor:
+    """pixels (T, 3, S, S) of one clip -> (T, N) CLS-to-patch maps, each frame summing to 1.
+
+    `model` is an MFFCL (or its `VideoEncoder`); `layer` is the block (negative counts from the
+    end; None: the encoder's `attention_layer`). `mean`: that block's spatial attention averaged
+    over heads; `rollout`: blocks 0..layer rolled out (module docstring).
+    """
+    encoder = getattr(model, "encoder", model)
+    if pixels.dim() == 4:
+        pixels = pixels[None]
+    if pixels.shape[0] != 1:
+        raise ValueError(f"attention_maps takes one clip, got a batch of {pixels.shape[0]}")
+    layers = len(encoder.model.encoder.layer)
+    layer = encoder.attention_layer if layer is None else layer
+    if not -layers <= layer < layers:
+        raise RunError(f"--layer {layer}: the encoder has {layers} blocks (0..{layers - 1}, or "
+                       "negative from the end)")
+    layer %= layers
+    device = next(encoder.parameters()).device
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        blocks = capture_attention(encoder, pixels.to(device))
+    finally:
+        encoder.train(was_training)
+    blocks = [BlockAttention(b.spatial.cpu(), None if b.temporal is None else b.temporal.cpu())
+              for b in blocks[:layer + 1]]
+    T, N = encoder.num_frames, encoder.num_patches
+    if method == "mean":
+        cls_rows = blocks[layer].spatial[:, :, 0, 1:]  # (T, heads, N)
+        maps = (cls_rows / cls_rows.sum(-1, keepdim=True)).mean(1)
+    elif method == "rollout":
+        if encoder.attention_type == "space_only":
+            maps = _frame_rollout(blocks, T, N)
+        else:
+            rolled = torch.eye(1 + T * N)
+            for block in blocks:
+                rolled = _block_matrix(block, T, N) @ rolled
+            maps = rolled[0, 1:].reshape(T, N)
+        maps = maps / maps.sum(-1, keepdim=True)
+    else:
+        raise ValueError(f"unknown method {method!r} (mean or rollout)")
+    return maps
+
+
+def upsample_maps(maps: Tensor, grid: int, size: int) -> np.ndarray:
+    """(T, N) patch maps -> float (T, size, size), bilinear, each scaled to [0, 1]."""
+    import torch.nn.functional as F
+
+    x = maps.reshape(-1, 1, grid, grid).float()
+    up = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)[:, 0]
+    low = up.amin((1, 2), keepdim=True)
+    high = up.amax((1, 2), keepdim=True)
+    return ((up - low) / (high - low).clamp_min(1e-12)).numpy()
+
+
+def attention_peaks(maps: Tensor, grid: int) -> list[tuple[int, int]]:
+    """(T, N) maps -> the (row, col) of each frame's highest patch (its first, on ties)."""
+    flat = maps.argmax(-1).tolist()
+    return [(i // grid, i % grid) for i in flat]
+
+
+# ---------------------------------------------------------------------------------------------
+# peaks against Shapes boxes
+
+
+def box_in_model_pixels(box: list[float] | tuple[float, ...], clip_hw: tuple[int, int],
+                        image_size: int) -> tuple[float, float, float, float]:
+    """A clip box [x0, y0, x1, y1] (pixels of the decoded clip) in pixels of the model's input:
+    the same shorter-side resize and centre crop as `video.crop_frames`."""
+    h, w = clip_hw
+    scale = image_size / min(h, w)
+    size = (max(image_size, round(h * scale)), max(image_size, round(w * scale)))
+    top, left = (size[0] - image_size) // 2, (size[1] - image_size) // 2
+    sy, sx = size[0] / h, size[1] / w
+    x0, y0, x1, y1 = box
+    return x0 * sx - left, y0 * sy - top, x1 * sx - left, y1 * sy - top
+
+
+def patch_hits(peak: tuple[int, int], box: tuple[float, float, float, float],
+               patch: int) -> tuple[bool, bool]:
+    """(centre, overlap): whether the patch's centre lies inside the box, and whether the patch
+    and the box share area."""
+    row, col = peak
+    x0, y0, x1, y1 = box
+    cx, cy = (col + 0.5) * patch, (row + 0.5) * patch
+    centre = x0 <= cx < x1 and y0 <= cy < y1
+    overlap = min(x1, (col + 1) * patch) > max(x0, col * patch) and \
+        min(y1, (row + 1) * patch) > max(y0, row * patch)
+    return centre, overlap
+
+
+@dataclass
+class PeakReport:
+    """How often the attention peak lies on the object, over frames of Shapes clips."""
+
+    frames: int = 0
+    centre: int = 0
+    """Frames whose peak patch has its centre inside the object's box (what the upsampled heat
+    map shows: bilinear upsampling peaks at patch centres)."""
+    overlap: int = 0
+    """Frames whose peak patch overlaps the object's box."""
+    chance_centre: float = 0.0
+    """Sum over frames of the fraction of patches meeting the centre rule (a random peak's
+    expected hits)."""
+    chance_overlap: float = 0.0
+    mass_overlap: float = 0.0
+    """Sum over frames of the attention mass on the patches that overlap the box (compare with
+    chance_overlap: what a uniform map puts there)."""
+    per_clip: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    """video_id -> peak (row, col) per sampled frame."""
+
+    def rates(self) -> dict[str, float]:
+        n = max(1, self.frames)
+        return {"centre": self.centre / n, "overlap": self.overlap / n,
+                "chance_centre": self.chance_centre / n, "chance_overlap": self.chance_overlap / n,
+                "mass_overlap": self.mass_overlap / n}
+
+
+def peak_report(model: nn.Module, records: list, attributes: dict, *, layer: int | None = None,
+                method: Method = "mean") -> PeakReport:
+    """Measure, over the sampled frames of Shapes `records` with one object each, where the
+    attention peak falls relative to that object's box (`ClipAttributes.objects[0].bboxes`,
+    indexed by the frame numbers `read_sampled` reports, mapped into the model's input)."""
+    from vidcap.video import crop_frames, normalize_frames, read_sampled
+
+    video_cfg = model.video_cfg
+    encoder = model.encoder
+    grid, patch = encoder.grid, encoder.image_size // encoder.grid
+    report = PeakReport()
+    for record in records:
+        clip = attributes[record.video_id]
+        if len(clip.objects) != 1:
+            continue
+        sampled = read_sampled(record.video_path, video_cfg.num_frames, start=record.start,
+                               end=record.end)
+        frames = crop_frames(sampled.frames, video_cfg.image_size)
+        pixels = normalize_frames(frames, video_cfg.mean, video_cfg.std)
+        maps = attention_maps(model, pixels, layer=layer, method=method)
+        peaks = attention_peaks(maps, grid)
+        report.per_clip[record.video_id] = peaks
+        for index, peak, frame_map in zip(sampled.indices, peaks, maps):
+            box = box_in_model_pixels(clip.objects[0].bboxes[index], sampled.frames.shape[1:3],
+                                      video_cfg.image_size)
+            centre, overlap = patch_hits(peak, box, patch)
+            report.frames += 1
+            report.centre += centre
+            report.overlap += overlap
+            cells = [patch_hits((r, c), box, patch) for r in range(grid) for c in range(grid)]
+            report.chance_centre += sum(c for c, _ in cells) / len(cells)
+            report.chance_overlap += sum(o for _, o in cells) / len(cells)
+            report.mass_overlap += float(sum(w for w, (_, o) in zip(frame_map.tolist(), cells)
+                                             if o))
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# the figure
+
+
+@dataclass(frozen=True)
+class FigureLayout:
+    """Pixel layout of `plot_attention`'s PNG: a title band, then two rows of `cols` square
+    panels (row 0 the frames, row 1 the same frames under the heat map), a band of frame labels
+    under them; white margins and gaps between panels."""
+
+    cols: int
+    panel: int
+    """Side of a panel in pixels: the frame side times `scale` (nearest-neighbour)."""
+    scale: int
+    margin: int = 8
+    gap: int = 6
+    title: int = 56
+    label: int = 18
+    rows: int = 2
+
+    @property
+    def width(self) -> int:
+        return 2 * self.margin + self.cols * self.panel + (self.cols - 1) * self.gap
+
+    @property
+    def height(self) -> int:
+        return (2 * self.margin + self.title + self.rows * self.panel + (self.rows - 1) * self.gap
+                + self.label)
+
+    def panel_box(self, row: int, col: int) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1) of a panel in image pixels, origin top-left, end exclusive."""
+        x0 = self.margin + col * (self.panel + self.gap)
+        y0 = self.margin + self.title + row * (self.panel + self.gap)
+        return x0, y0, x0 + self.panel, y0 + self.panel
+
+    @property
+    def panels(self) -> int:
+        return self.rows * self.cols
+
+
+def figure_layout(num_frames: int, frame_side: int, *, min_panel: int = 128) -> FigureLayout:
+    """The layout for `num_frames` frames of `frame_side` px: panels at least `min_panel` px,
+    an integer multiple of the frame side."""
+    scale = max(1, math.ceil(min_panel / frame_side))
+    return FigureLayout(cols=num_frames, panel=frame_side * scale, scale=scale)
+
+
+def overlay_heat(frames: np.ndarray, heat: np.ndarray, *, alpha: float = 0.55,
+                 cmap: str = "jet") -> np.ndarray:
+    """uint8 frames (T, S, S, 3) and heat in [0, 1] (T, S, S) -> uint8 blend of the frames and
+    the colour-mapped heat."""
+    import matplotlib
+
+    colours = matplotlib.colormaps[cmap](heat)[..., :3]  # (T, S, S, 3) in [0, 1]
+    blend = (1 - alpha) * frames.astype(np.float64) / 255 + alpha * colours
+    return np.clip(np.rint(blend * 255), 0, 255).astype(np.uint8)
+
+
+def plot_attention(frames: np.ndarray, maps: Tensor, caption: str, out: str | Path, *,
+                   frame_labels: list[str] | None = None, note: str | None = None,
+                   min_panel: int = 128) -> FigureLayout:
+    """Write the paper's Fig. 5 for one clip: frames (T, S, S, 3) uint8 on top, the same frames
+    under the (T, N) attention maps (bilinear to the frame, scaled to [0, 1] per frame) below,
+    the caption as the title. Panels are placed pixel-exactly (`FigureLayout`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    T, S = frames.shape[0], frames.shape[1]
+    grid = math.isqrt(maps.shape[-1])
+    if maps.shape[0] != T or grid * grid != maps.shape[-1]:
+        raise ValueError(f"maps {tuple(maps.shape)} do not fit {T} frames on a square grid")
+    layout = figure_layout(T, S, min_panel=min_panel)
+    heat = upsample_maps(maps, grid, S)
+    rows = [frames, overlay_heat(frames, heat)]
+    dpi = 100
+    figure = Figure(figsize=(layout.width / dpi, layout.height / dpi), dpi=dpi, facecolor="white")
+    for r, images in enumerate(rows):
+        for c in range(T):
+            big = images[c].repeat(layout.scale, 0).repeat(layout.scale, 1)
+            x0, y0, _, y1 = layout.panel_box(r, c)
+            figure.figimage(big, xo=x0, yo=layout.height - y1, origin="upper")
+    width, height = layout.width, layout.height
+    figure.text(0.5, 1 - (layout.margin + 4) / height, caption or "(empty caption)",
+                ha="center", va="top", fontsize=12, fontweight="bold",
+                wrap=True)
+    if note:
+        figure.text(0.5, 1 - (layout.margin + 26) / height, note, ha="center", va="top",
+                    fontsize=8, color="0.3", wrap=True)
+    labels = frame_labels or [f"frame {i}" for i in range(T)]
+    for c, text in enumerate(labels):
+        x0, _, x1, y1 = layout.panel_box(layout.rows - 1, c)
+        figure.text((x0 + x1) / 2 / width, 1 - (y1 + 3) / height, text, ha="center", va="top",
+                    fontsize=7, color="0.3")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=dpi, facecolor="white")
+    return layout
+
+
+@dataclass
+class AttentionFigure:
+    path: Path
+    caption: str
+    layout: FigureLayout
+    maps: Tensor
+    """(T, N) the maps drawn."""
+    frame_indices: list[int]
+    """Which frames of the video were sampled (0-based)."""
+    layer: int
+    method: Method
+
+
+def render_attention(run_dir: str | Path, video: str | Path, out: str | Path, *,
+                     layer: int | None = None, method: Method = "mean", device: str = "cpu",
+                     which: str = "auto") -> AttentionFigure:
+    """`vidcap attention`: sample a video's frames as the run's model does, caption them, and
+    draw the CLS-to-patch attention of block `layer` (or its rollout) over every frame."""
+    from vidcap.config import load_config
+    from vidcap.training.checkpoint import load_run
+    from vidcap.video import crop_frames, normalize_frames, read_sampled
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise RunError(f"{run_dir}: not a run directory (no config.yaml)")
+    cfg = load_config(run_dir / "config.yaml")
+    video_cfg = cfg.video
+    sampled = read_sampled(video, video_cfg.num_frames)  # a bad file fails here, before the model
+    frames = crop_frames(sampled.frames, video_cfg.image_size)
+    pixels = normalize_frames(frames, video_cfg.mean, video_cfg.std)
+    model = load_run(run_dir, device=device, which=which)
+    layers = len(model.encoder.model.encoder.layer)
+    maps = attention_maps(model, pixels, layer=layer, method=method)
+    block = (model.encoder.attention_layer if layer is None else layer) % layers
+    caption = model.generate(pixels[None], cfg.generate)[0]
+    what = (f"CLS-to-patch attention, block {block + 1}/{layers}, mean of "
+            f"{model.encoder.num_heads} heads" if method == "mean" else
+            f"attention rollout, blocks 1-{block + 1} of {layers}")
+    note = f"{what}; heat scaled per frame"
+    labels = [f"frame {i}" for i in sampled.indices]
+    layout = plot_attention(frames, maps, caption, out, frame_labels=labels, note=note)
+    return AttentionFigure(Path(out), caption, layout, maps, list(sampled.indices), block, method)
