@@ -142,6 +142,10 @@ def test_ablate_grid_runs_in_parallel_skips_and_resumes(tiny_shapes: Path, tmp_p
     assert {**_mtimes(out, "scores-test.json"), **_mtimes(out, "model.safetensors")} == before
     print(f"rerun of a finished 2x2 grid: {rerun:.1f} s")
 
+    # the same folder with another budget is refused before anything runs
+    assert main(args + ["--set", "train.caption.lr=1e-3"]) == 2
+    assert "was started with other settings" in capsys.readouterr().err
+
     # a run killed in its caption stage (after the checkpoint at step 6) resumes from there
     run = out / "align-tau4" / "seed-1"
     lines = (run / "metrics.jsonl").read_text().splitlines()

@@ -159,7 +159,6 @@ def run_job(job: CellJob) -> JobOutcome:
     if (run_dir / SCORES).is_file():
         return JobOutcome(job.cell, job.seed, "skipped")
     start = time.perf_counter()
-    record: dict[str, Any] = {"cell": job.cell, "seed": job.seed, "overrides": list(job.overrides)}
     if (run_dir / "trainer_state.pt").is_file():
         action = "evaluated"
     else:
@@ -169,15 +168,36 @@ def run_job(job: CellJob) -> JobOutcome:
         action = "resumed" if resume else "trained"
         log.info("%s seed %d: %s", job.cell, job.seed,
                  "resuming" if resume else "training")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            _write_json(run_dir / RECORD, job_record(job))
         train(load_config(job.config, list(job.overrides)), run_dir, resume=resume)
+        record = _read_json(run_dir / RECORD) or job_record(job)
         record.update(action=action, train_seconds=round(time.perf_counter() - start, 1))
         _write_json(run_dir / RECORD, record)
-    record = _read_json(run_dir / RECORD) or record
+    record = _read_json(run_dir / RECORD) or job_record(job)
     evaluated = time.perf_counter()
     evaluate_run(run_dir, split="test", gen_overrides={"strategy": "greedy"}, device=job.device)
     record["eval_seconds"] = round(time.perf_counter() - evaluated, 1)
     _write_json(run_dir / RECORD, record)
     return JobOutcome(job.cell, job.seed, action, time.perf_counter() - start)
+
+
+def job_record(job: CellJob) -> dict[str, Any]:
+    """What a cell-seed folder was started with (DIR/<cell>/seed-<k>/ablation.json)."""
+    return {"cell": job.cell, "seed": job.seed, "config": job.config,
+            "overrides": list(job.overrides)}
+
+
+def check_reuse(job: CellJob) -> None:
+    """A folder started with other settings must not be skipped or resumed as if it were this
+    cell-seed (a changed budget would mix into the means unseen)."""
+    record = _read_json(Path(job.run_dir) / RECORD)
+    if record is None:
+        return
+    if record.get("config") != job.config or record.get("overrides") != list(job.overrides):
+        raise ConfigError(f"{job.run_dir}: was started with other settings (config or --set "
+                          "overrides); use another --out, or delete that folder to redo it")
 
 
 def _worker_init(threads: int | None, level: int) -> None:
@@ -262,6 +282,8 @@ def run_grid(config: str, out: str | Path, *, overrides: Sequence[str] = (), see
                         str(out / cell.name / f"seed-{seed}"), device,
                         threads if jobs > 1 else None)
                 for seed in range(seeds) for cell in chosen]  # seed-major: early seeds finish first
+    for job in job_list:
+        check_reuse(job)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     outcomes: list[JobOutcome] = []
@@ -540,7 +562,8 @@ def format_markdown(results: Mapping[str, Any]) -> str:
         f"step(s) on {b['eval_max_videos'] or 'all'} videos; the best-on-validation weights are "
         "scored on the test split with greedy decoding.",
         f"- Seeds 0..{b['seeds'] - 1} (`train.seed`: weights, data order, caption draws); every "
-        "figure is mean ± sample sd over seeds, in % (coco scores x100).",
+        "figure is mean ± sample sd over seeds, in % (coco scores x100); \"train s\": wall "
+        "seconds of training (of its last part, for a resumed run).",
         f"- Written {results['written']}. Manifest: `{results['manifest']}`.",
     ]
     if results.get("missing"):
@@ -574,7 +597,7 @@ def format_markdown(results: Mapping[str, Any]) -> str:
     ]
     for title, names in groups:
         names = [n for n in names if n in cells]
-        if len(names) < 1:
+        if len(names) < 2:  # nothing to compare; the last table has every cell
             continue
         lines += [f"## {title}", ""] + _score_table(cells, names, target) + [""]
 

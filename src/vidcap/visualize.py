@@ -153,10 +153,12 @@ def attention_maps(model: nn.Module, pixels: Tensor, *, layer: int | None = None
         if encoder.attention_type == "space_only":
             maps = _frame_rollout(blocks, T, N)
         else:
-            rolled = torch.eye(1 + T * N)
-            for block in blocks:
-                rolled = _block_matrix(block, T, N) @ rolled
-            maps = rolled[0, 1:].reshape(T, N)
+            # the CLS row of M_layer ... M_0, as a row vector times one matrix at a time
+            row = torch.zeros(1 + T * N)
+            row[0] = 1.0
+            for block in reversed(blocks):
+                row = row @ _block_matrix(block, T, N)
+            maps = row[1:].reshape(T, N)
         maps = maps / maps.sum(-1, keepdim=True)
     else:
         raise ValueError(f"unknown method {method!r} (mean or rollout)")
