@@ -59,6 +59,10 @@ class EncoderConfig:
     """`divided_space_time` (TimeSformer) or `space_only` (frames never attend to each other)."""
     time_embedding_init: Literal["zeros", "normal", "sinusoidal"] = "zeros"
     """Initial time embeddings of a model built from scratch (HF's default is zeros: blind to order)."""
+    position_embedding_init: Literal["normal", "sinusoidal"] = "normal"
+    """Initial spatial position embeddings of a model built from scratch: HF's truncated normal
+    (std 0.02), or a 2-D sine/cosine table (rows in the first half of the width, columns in the
+    second) of the same amplitude as the patch embeddings."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass to save memory."""
     drop_path_rate: float = 0.0

@@ -115,3 +115,16 @@ def test_drop_path_and_gradient_checkpointing(tiny_config, clips):
     feats = enc(clips(2))
     feats.cls.sum().backward()
     assert enc.model.embeddings.patch_embeddings.projection.weight.grad is not None
+
+
+def test_sinusoidal_position_embeddings_lay_rows_then_columns_and_leave_cls_at_zero(tiny_config):
+    from vidcap.models.encoder import sinusoidal_grid_table, sinusoidal_table
+
+    table = sinusoidal_grid_table(4, 8)
+    one_d = sinusoidal_table(4, 4)
+    assert torch.equal(table[1 * 4 + 3, :4], one_d[1]) and torch.equal(table[1 * 4 + 3, 4:], one_d[3])
+    cfg = tiny_config("model.encoder.position_embedding_init=sinusoidal")
+    encoder = VideoEncoder(cfg.model.encoder, cfg.video)
+    positions = encoder.model.embeddings.position_embeddings[0]
+    assert torch.equal(positions[0], torch.zeros(32))
+    assert torch.equal(positions[1:], sinusoidal_grid_table(4, 32))

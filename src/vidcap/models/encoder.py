@@ -49,6 +49,15 @@ def sinusoidal_table(length: int, dim: int) -> Tensor:
     return table
 
 
+def sinusoidal_grid_table(grid: int, dim: int) -> Tensor:
+    """(grid*grid, dim) 2-D sine/cosine table of a grid of patches, row-major (MAE's layout):
+    the row's 1-D table fills the first dim/2 channels, the column's the second."""
+    half = sinusoidal_table(grid, dim // 2)
+    rows = half[:, None, :].expand(grid, grid, dim // 2)
+    cols = half[None, :, :].expand(grid, grid, dim // 2)
+    return torch.cat([rows, cols], dim=-1).reshape(grid * grid, dim)
+
+
 def timesformer_config(cfg: EncoderConfig, video_cfg: VideoConfig) -> TimesformerConfig:
     """The HF config of a TimeSformer built from scratch for clips of `video_cfg`'s shape."""
     if video_cfg.image_size % cfg.patch_size:
@@ -76,6 +85,7 @@ class VideoEncoder(nn.Module):
         else:
             self.model = TimesformerModel(timesformer_config(cfg, video_cfg))
             self._init_time_embeddings(cfg.time_embedding_init)
+            self._init_position_embeddings(cfg.position_embedding_init)
         config = self.model.config
         self.hidden_size: int = config.hidden_size
         self.num_heads: int = config.num_attention_heads
@@ -135,6 +145,15 @@ class VideoEncoder(nn.Module):
                 nn.init.trunc_normal_(table, std=self.model.config.initializer_range)
             else:  # sinusoidal, unscaled: of the order of the patch embeddings at initialisation
                 table.copy_(sinusoidal_table(table.shape[1], table.shape[2])[None])
+
+    def _init_position_embeddings(self, how: str) -> None:
+        if how == "normal":
+            return  # HF's own initialisation
+        table = self.model.embeddings.position_embeddings  # (1, 1+N, D); CLS first
+        grid = self.model.config.image_size // self.model.config.patch_size
+        with torch.no_grad():
+            table[0, 0].zero_()
+            table[0, 1:].copy_(sinusoidal_grid_table(grid, table.shape[2]))
 
     def forward(self, pixels: Tensor, *, with_attention: bool = False) -> VideoFeatures:
         """pixels (B, T, 3, H, W), normalised -> VideoFeatures (attention only when asked)."""
