@@ -14,12 +14,12 @@ import json
 import math
 import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vidcap.errors import ManifestError
+from vidcap.errors import ManifestError, VidcapError
 
 SPLITS = ("train", "val", "test")
 REQUIRED = ("video_id", "path", "split", "captions")
@@ -97,6 +97,20 @@ def parse_record(data: Any, path: Path, lineno: int) -> VideoRecord:
     return VideoRecord(video_id, video_path, split, list(captions), start, end, extra, path.parent)
 
 
+def iter_json_lines(path: Path, error: type[VidcapError] = ManifestError
+                    ) -> Iterator[tuple[int, Any]]:
+    """(line number, decoded value) of every non-blank line of a JSON Lines file; a line that is
+    not JSON raises `error` naming the file and the line."""
+    with path.open(encoding="utf-8") as lines:
+        for lineno, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield lineno, json.loads(line)
+            except json.JSONDecodeError as err:
+                raise error(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
+
+
 def read_manifest(path: str | Path, split: str | Sequence[str] | None = None) -> list[VideoRecord]:
     """Read and validate a manifest; keep only `split` (a name or several) when given."""
     path = Path(path)
@@ -107,21 +121,14 @@ def read_manifest(path: str | Path, split: str | Sequence[str] | None = None) ->
         raise ManifestError(f"{path}: unknown split {sorted(wanted - set(SPLITS))}")
     records: list[VideoRecord] = []
     seen: dict[str, int] = {}
-    with path.open(encoding="utf-8") as lines:
-        for lineno, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise _problem(path, lineno, f"not valid JSON ({err.msg})") from None
-            record = parse_record(data, path, lineno)
-            if record.video_id in seen:
-                raise _problem(path, lineno, f"video_id {record.video_id!r} repeats line "
-                                             f"{seen[record.video_id]}")
-            seen[record.video_id] = lineno
-            if wanted is None or record.split in wanted:
-                records.append(record)
+    for lineno, data in iter_json_lines(path):
+        record = parse_record(data, path, lineno)
+        if record.video_id in seen:
+            raise _problem(path, lineno, f"video_id {record.video_id!r} repeats line "
+                                         f"{seen[record.video_id]}")
+        seen[record.video_id] = lineno
+        if wanted is None or record.split in wanted:
+            records.append(record)
     if not seen:
         raise ManifestError(f"{path}: manifest is empty")
     return records

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from vidcap.data.manifest import SPLITS, VideoRecord, write_manifest
+from vidcap.data.manifest import SPLITS, VideoRecord, iter_json_lines, write_manifest
 from vidcap.errors import ConfigError, DatasetError, MetricsError
 from vidcap.video import write_video
 
@@ -319,18 +319,13 @@ def read_attributes(path: str | Path) -> dict[str, ClipAttributes]:
     if not path.is_file():
         raise DatasetError(f"{path}: Shapes attributes file not found")
     clips: dict[str, ClipAttributes] = {}
-    with path.open(encoding="utf-8") as lines:
-        for lineno, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-                objects = [ShapeObject(**o) for o in data["objects"]]
-                clip = ClipAttributes(data["video_id"], data["split"], bool(data["held_out"]),
-                                      objects)
-            except (json.JSONDecodeError, KeyError, TypeError) as err:
-                raise DatasetError(f"{path}:{lineno}: malformed attributes line ({err})") from None
-            clips[clip.video_id] = clip
+    for lineno, data in iter_json_lines(path, DatasetError):
+        try:
+            objects = [ShapeObject(**o) for o in data["objects"]]
+            clip = ClipAttributes(data["video_id"], data["split"], bool(data["held_out"]), objects)
+        except (KeyError, TypeError) as err:
+            raise DatasetError(f"{path}:{lineno}: malformed attributes line ({err})") from None
+        clips[clip.video_id] = clip
     return clips
 
 
