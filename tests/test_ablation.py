@@ -82,6 +82,9 @@ def test_grid_cells_share_the_base_and_keep_the_budget(tiny_shapes: Path):
     off = configs["noalign-tau30"]
     assert off.train.stages == ["caption"]
     assert off.train.caption.steps == base.train.align.steps + base.train.caption.steps
+    # without the align stage the caption stage must train the encoder (shapes-tiny freezes it)
+    assert "encoder" not in ref.train.caption.trainable
+    assert set(off.train.caption.trainable) == {"encoder", *ref.train.caption.trainable}
     assert configs["mlp"].model.mapper.kind == "mlp"
     assert configs["space-only"].model.encoder.attention_type == "space_only"
     assert configs["tokens"].model.mapper.input == "tokens"

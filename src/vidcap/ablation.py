@@ -5,7 +5,8 @@ overrides); every cell sets every factor of the grid, so CONFIG's own values of 
 not leak into it:
 
     align-tau{t}     contrastive stage on, tau = t            (Table IV; align-tau{base}: the base)
-    noalign-tau{t}   contrastive stage off, tau = t           (Table IV)
+    noalign-tau{t}   contrastive stage off, tau = t, the encoder  (Table IV)
+                     trained by the caption stage
     mlp              base with the FFN mapper                 (Table V; its transformer is the base)
     space-only       base without temporal attention          (beyond the paper)
     tokens           base, mapper reading all video tokens    (beyond the paper)
@@ -91,9 +92,15 @@ def build_grid(base: Config, *, taus: Sequence[int] = TAUS, base_tau: int | None
     if need > base.model.decoder.max_positions:
         factors.append(f"model.decoder.max_positions={need}")
 
+    # without the align stage the encoder must learn from the captions (the paper's ablation
+    # "fine-tunes TimeSformer directly with video descriptions"), even where CONFIG freezes it
+    # in the caption stage (shapes-tiny does, to keep the aligned features)
+    caption_trainable = list(dict.fromkeys(["encoder", *base.train.caption.trainable]))
+    off_trainable = f"train.caption.trainable=[{','.join(caption_trainable)}]"
+
     def tau_cell(tau: int, align: bool) -> Cell:
         stages = ["train.stages=[align,caption]"] if align else \
-            ["train.stages=[caption]", f"train.caption.steps={off_steps}"]
+            ["train.stages=[caption]", f"train.caption.steps={off_steps}", off_trainable]
         name = f"{'align' if align else 'noalign'}-tau{tau}"
         label = (f"contrastive stage {'on' if align else 'off'}, tau={tau}"
                  + (" (base)" if align and tau == base_tau else ""))
