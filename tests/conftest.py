@@ -80,6 +80,7 @@ TINY_TRAIN = [
     "train.caption.steps=8", "train.caption.batch_size=8", "train.caption.warmup_steps=0",
     "train.log_every=1", "train.eval_every=4", "train.checkpoint_every=2",
     "train.eval_scorers=[cider]", "train.eval_max_videos=8", "generate.batch_size=8",
+    "train.precision=fp32",  # exact comparisons (resume, 1 vs 2 processes)
 ]
 
 
