@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from vidcap.errors import RunError
+from vidcap.models.encoder import record_attention
 
 log = logging.getLogger(__name__)
 
@@ -61,21 +62,13 @@ def capture_attention(encoder: nn.Module, pixels: Tensor) -> list[BlockAttention
     spatial: dict[int, Tensor] = {}
     temporal: dict[int, Tensor] = {}
 
-    def ask(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-        return args, {**kwargs, "output_attentions": True}
-
-    def keeper(store: dict[int, Tensor], index: int):
-        def keep(module: nn.Module, args: tuple, output: tuple) -> None:
-            store[index] = output[1].detach().float()
-        return keep
-
     hooks = []
     for i, layer in enumerate(layers):
-        hooks.append(layer.attention.register_forward_pre_hook(ask, with_kwargs=True))
-        hooks.append(layer.attention.register_forward_hook(keeper(spatial, i)))
+        hooks += record_attention(layer.attention,
+                                  lambda w, i=i: spatial.__setitem__(i, w.float()))
         if hasattr(layer, "temporal_attention"):
-            hooks.append(layer.temporal_attention.register_forward_pre_hook(ask, with_kwargs=True))
-            hooks.append(layer.temporal_attention.register_forward_hook(keeper(temporal, i)))
+            hooks += record_attention(layer.temporal_attention,
+                                      lambda w, i=i: temporal.__setitem__(i, w.float()))
     try:
         with torch.no_grad():
             encoder(pixels)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -162,7 +163,10 @@ class VideoEncoder(nn.Module):
             raise ValueError(f"expected clips of shape (B, {self.num_frames}, 3, "
                              f"{self.image_size}, {self.image_size}), got {tuple(pixels.shape)}")
         captured: list[Tensor] = []
-        hooks = self._capture_attention(captured) if with_attention else []
+        # HF returns attention weights only for every block at once (`output_attentions`: at full
+        # size 12 tensors of (B*T, 12, 197, 197)); the hooks ask the chosen block alone
+        block = self.model.encoder.layer[self.attention_layer].attention
+        hooks = record_attention(block, captured.append) if with_attention else []
         try:
             hidden = self.model(pixel_values=pixels).last_hidden_state
         finally:
@@ -185,19 +189,16 @@ class VideoEncoder(nn.Module):
             attention = cls_to_patches.reshape(B, T, self.num_heads, N)
         return VideoFeatures(cls=cls, tokens=tokens, attention=attention)
 
-    def _capture_attention(self, captured: list[Tensor]) -> list:
-        """Hooks that make one block's spatial attention return its weights, and keep them.
 
-        HF only returns attention weights for every block at once (`output_attentions`); at full
-        size that is 12 tensors of (B*T, 12, 197, 197). These hooks ask the chosen block alone.
-        """
-        attention = self.model.encoder.layer[self.attention_layer].attention
+def record_attention(attention: nn.Module, keep: Callable[[Tensor], None]) -> list:
+    """Hooks that make one HF attention module return its weights and hand them (detached) to
+    `keep`; returns the hook handles, to be removed by the caller."""
 
-        def ask(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-            return args, {**kwargs, "output_attentions": True}
+    def ask(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        return args, {**kwargs, "output_attentions": True}
 
-        def keep(module: nn.Module, args: tuple, output: tuple) -> None:
-            captured.append(output[1].detach())
+    def hand_over(module: nn.Module, args: tuple, output: tuple) -> None:
+        keep(output[1].detach())
 
-        return [attention.register_forward_pre_hook(ask, with_kwargs=True),
-                attention.register_forward_hook(keep)]
+    return [attention.register_forward_pre_hook(ask, with_kwargs=True),
+            attention.register_forward_hook(hand_over)]
