@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import statistics
 import time
@@ -117,6 +118,7 @@ def test_ablate_grid_runs_in_parallel_skips_and_resumes(tiny_shapes: Path, tmp_p
     assert printed.err.count(": trained") == 4
     table = (out / "table.md").read_text()
     assert table in printed.out
+    assert shlex.join(["vidcap", *args, "--jobs", "2"]) in table  # the command as given
     results = json.loads((out / "results.json").read_text())
     for cell in ("align-tau4", "noalign-tau4"):
         ciders = [100 * json.loads((out / cell / f"seed-{k}" / "scores-test.json").read_text())

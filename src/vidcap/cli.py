@@ -413,30 +413,9 @@ def _add_ablate(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_ablate)
 
 
-def _ablate_command(args: argparse.Namespace) -> str:
+def _cmd_ablate(args: argparse.Namespace) -> int:
     import shlex
 
-    parts = ["vidcap", "ablate", args.config, "--out", str(args.out), "--seeds", str(args.seeds)]
-    for override in args.overrides:
-        parts += ["--set", override]
-    if args.jobs != 1:
-        parts += ["--jobs", str(args.jobs)]
-    if args.cells:
-        parts += ["--cells", args.cells]
-    if args.taus != [10, 30, 50]:
-        parts += ["--taus", ",".join(map(str, args.taus))]
-    if args.base_tau is not None:
-        parts += ["--base-tau", str(args.base_tau)]
-    if args.target_cider is not None:
-        parts += ["--target-cider", f"{args.target_cider:g}"]
-    if args.no_align_steps != "total":
-        parts += ["--no-align-steps", args.no_align_steps]
-    if args.device:
-        parts += ["--device", args.device]
-    return shlex.join(parts)
-
-
-def _cmd_ablate(args: argparse.Namespace) -> int:
     from vidcap.ablation import run_grid
 
     def progress(outcome, done: int, total: int) -> None:
@@ -449,7 +428,8 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     result = run_grid(args.config, args.out, overrides=args.overrides, seeds=args.seeds,
                       jobs=args.jobs, cells=cells, taus=args.taus, base_tau=args.base_tau,
                       target_cider=args.target_cider, no_align_budget=args.no_align_steps,
-                      device=args.device, command=_ablate_command(args), progress=progress)
+                      device=args.device, command=shlex.join(["vidcap", *args.argv]),
+                      progress=progress)
     print(result.table)
     print(f"grid written to {result.out}/table.md and results.json ({result.seconds:.0f} s)")
     if result.failed:
@@ -518,7 +498,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # the command as given, for the records that quote it
     # transformers' own "Loading weights" bars would bury vidcap's; read before it is imported
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
