@@ -32,7 +32,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -44,6 +43,7 @@ if str(ROOT / "src") not in sys.path:  # run from the tree, installed or not
 from vidcap.config import Config, GenerateConfig, load_config  # noqa: E402
 from vidcap.models.decoder import CaptionDecoder  # noqa: E402
 from vidcap.models.mffcl import MFFCL  # noqa: E402
+from vidcap.training.loop import autocast  # noqa: E402
 from vidcap.training.optim import build_optimizer  # noqa: E402
 
 OFFLINE = ["model.encoder.pretrained=null", "model.decoder.pretrained=null",
@@ -108,14 +108,6 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _autocast(device: torch.device, precision: str):
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    if precision == "fp16" and device.type == "cuda":
-        return torch.autocast(device.type, dtype=torch.float16)
-    return nullcontext()
-
-
 def train_stage(model: MFFCL, cfg: Config, stage: str, batch: int, steps: int, warmup: int,
                 captions: Sequence[str], device: torch.device) -> dict:
     """`warmup` + `steps` optimiser steps of `stage` on one fixed random batch."""
@@ -140,7 +132,7 @@ def train_stage(model: MFFCL, cfg: Config, stage: str, batch: int, steps: int, w
         if i == warmup:
             _sync(device)
             start = time.perf_counter()
-        with _autocast(device, cfg.train.precision):
+        with autocast(cfg.train.precision, device.type):
             loss = model.align_loss(pixels, text) if stage == "align" else \
                 model.caption_loss(pixels, text)
         loss.backward()
@@ -170,7 +162,7 @@ def generation_speed(model: MFFCL, cfg: Config, batch: int, new_tokens: int,
         for strategy in ("greedy", "beam"):
             gen = GenerateConfig(strategy=strategy, num_beams=3, max_new_tokens=new_tokens,
                                  min_new_tokens=new_tokens, batch_size=batch)
-            with _autocast(device, precision):
+            with autocast(precision, device.type):
                 model.generate(pixels, gen, max_new_tokens=2, min_new_tokens=2)  # warm-up
                 _sync(device)
                 start = time.perf_counter()

@@ -29,6 +29,7 @@ from vidcap.data.manifest import read_manifest  # noqa: E402
 from vidcap.data.shapes import ShapesSpec, prepare_shapes  # noqa: E402
 from vidcap.models.decoder import CaptionDecoder  # noqa: E402
 from vidcap.models.mffcl import MFFCL  # noqa: E402
+from vidcap.training.loop import autocast  # noqa: E402
 from vidcap.training.optim import build_optimizer  # noqa: E402
 
 
@@ -45,12 +46,11 @@ def stage_steps(model: MFFCL, cfg, records, stage_name: str, *, cache_dir: str |
     loader = DataLoader(dataset, batch_size=stage.batch_size, shuffle=False, drop_last=True,
                         collate_fn=collate_samples, num_workers=workers)
     text = torch.randn(stage.batch_size, 384)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16")
     clips, done = 0, 0
     start = time.perf_counter()
     while done < steps:
         for batch in loader:
-            with autocast:
+            with autocast(cfg.train.precision, "cpu"):  # as the trainer runs it
                 if stage_name == "align":
                     loss = model.align_loss(batch.pixels, text[:len(batch)])
                 else:

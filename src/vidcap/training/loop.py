@@ -38,6 +38,15 @@ from vidcap.training.records import MetricsLog, plot_curves
 log = logging.getLogger(__name__)
 
 
+def autocast(precision: str, device_type: str) -> contextlib.AbstractContextManager:
+    """The autocast of `train.precision` on a device: bf16 anywhere, fp16 on CUDA only (on CPU
+    it runs in fp32), fp32 as is."""
+    if precision == "bf16":
+        return torch.autocast(device_type, dtype=torch.bfloat16)
+    if precision == "fp16" and device_type == "cuda":
+        return torch.autocast(device_type, dtype=torch.float16)
+    return contextlib.nullcontext()
+
 
 @dataclass
 class TrainState:
@@ -299,12 +308,7 @@ class Trainer:
         return bool(flag.item())
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        precision, device = self.cfg.train.precision, self.info.device.type
-        if precision == "bf16":
-            return torch.autocast(device, dtype=torch.bfloat16)
-        if precision == "fp16" and device == "cuda":
-            return torch.autocast(device, dtype=torch.float16)
-        return contextlib.nullcontext()
+        return autocast(self.cfg.train.precision, self.info.device.type)
 
     def _text_features(self, stage: str, trainable: set[str]) -> dict[str, torch.Tensor] | None:
         """Frozen text encoder: encode every training caption once (the text-feature cache)."""
