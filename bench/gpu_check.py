@@ -1,4 +1,4 @@
-"""Does the paper preset train on this GPU, how fast, in how much memory? (issue 6, item 4)
+"""Does the paper preset train on this GPU, how fast, in how much memory?
 
 MFFCL at the paper's size (configs/paper.yaml: TimeSformer-base 8 x 224 px, BERT-base text
 encoder, an 8-layer mapper with tau = 50, GPT-2 124M with its 50,257-token vocabulary) with random
@@ -43,7 +43,7 @@ if str(ROOT / "src") not in sys.path:  # run from the tree, installed or not
 from vidcap.config import Config, GenerateConfig, load_config  # noqa: E402
 from vidcap.models.decoder import CaptionDecoder  # noqa: E402
 from vidcap.models.mffcl import MFFCL  # noqa: E402
-from vidcap.training.loop import autocast  # noqa: E402
+from vidcap.training.precision import autocast  # noqa: E402
 from vidcap.training.optim import build_optimizer  # noqa: E402
 
 OFFLINE = ["model.encoder.pretrained=null", "model.decoder.pretrained=null",

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU check of the paper preset (issue 6, item 4): a few bf16 training steps of MFFCL at the paper's
+# GPU check of the paper preset: a few bf16 training steps of MFFCL at the paper's
 # size (random weights) at batch 16, 8 and 6, with and without gradient checkpointing; clips/s,
 # peak GPU memory, caption generation speed; prints a Markdown table named after the card.
 #

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from vidcap.data.msrvtt import read_msrvtt
-from vidcap.evaluation.metrics import score_captions
+from vidcap.evaluation.score import score_captions
 
 DEFAULT = (Path(__file__).resolve().parents[2] / "shared" / "data" / "msrvtt"
            / "test_videodatainfo.json.zip")

@@ -24,12 +24,12 @@ import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 from vidcap.config import load_config  # noqa: E402
-from vidcap.data.dataset import ClipDataset, collate_samples, draw_captions  # noqa: E402
+from vidcap.data.clips import ClipDataset, collate_samples, draw_captions  # noqa: E402
 from vidcap.data.manifest import read_manifest  # noqa: E402
 from vidcap.data.shapes import ShapesSpec, prepare_shapes  # noqa: E402
 from vidcap.models.decoder import CaptionDecoder  # noqa: E402
 from vidcap.models.mffcl import MFFCL  # noqa: E402
-from vidcap.training.loop import autocast  # noqa: E402
+from vidcap.training.precision import autocast  # noqa: E402
 from vidcap.training.optim import build_optimizer  # noqa: E402
 
 

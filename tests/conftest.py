@@ -102,7 +102,7 @@ def tiny_train_config(manifest: Path, *overrides: str) -> Config:
 @pytest.fixture(scope="session")
 def tiny_run(tiny_shapes: Path, tmp_path_factory) -> Path:
     """A run directory trained (both stages, a few steps) on the tiny Shapes set."""
-    from vidcap.training.loop import train
+    from vidcap.training.trainer import train
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -12,50 +12,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vidcap.ablation import build_grid, direction_accuracy, select_cells, steps_to_target
+from vidcap.apps.ablation.grid import build_grid, select_cells
+from vidcap.apps.ablation.results import steps_to_target
 from vidcap.cli import main
 from vidcap.config import load_config
-from vidcap.data.shapes import ClipAttributes, ShapeObject
 from vidcap.errors import ConfigError
 
 from .conftest import TINY, TINY_TRAIN
-
-
-def _clip(video_id: str, *objects: tuple[str, str, str]) -> ClipAttributes:
-    made = [ShapeObject(c, s, m, bboxes=[[0, 0, 1, 1]] * 16) for c, s, m in objects]
-    held_out = any((c, s) in {("blue", "circle"), ("red", "triangle")} for c, s, _ in objects)
-    return ClipAttributes(video_id, "test", held_out, made)
-
-
-def test_direction_accuracy_on_hand_made_captions():
-    attributes = {
-        "a": _clip("a", ("red", "circle", "left")),
-        "b": _clip("b", ("green", "square", "up")),
-        "c": _clip("c", ("white", "square", "grows")),
-        "d": _clip("d", ("red", "circle", "left")),
-        "e": _clip("e", ("blue", "circle", "right"), ("yellow", "square", "down")),
-        "f": _clip("f", ("red", "square", "shrinks")),
-    }
-    predictions = {
-        "a": "a red circle moves to the right",  # left/right axis, wrong way
-        "b": "the green square rises",  # up/down, right way
-        "c": "a white square moves up",  # grows, but the caption's motion is off its axis
-        "d": "",  # nothing said
-        # two objects, named in the other order: matched by agreement, not by position
-        "e": "a yellow square falls and a blue circle slides left",
-        "f": "the red square gets smaller",
-    }
-    result = direction_accuracy(predictions, attributes)
-    lr, ud, gs = (result["all"][axis] for axis in ("left/right", "up/down", "grows/shrinks"))
-    assert (lr["objects"], lr["on_axis"], lr["correct"]) == (3, 2, 0)
-    assert lr["accuracy"] == 0.0 and lr["axis_rate"] == pytest.approx(2 / 3)
-    assert (ud["objects"], ud["on_axis"], ud["correct"], ud["accuracy"]) == (2, 2, 2, 1.0)
-    assert (gs["objects"], gs["on_axis"], gs["correct"], gs["accuracy"]) == (2, 1, 1, 1.0)
-    # the blue circle is a held-out pair; the others are seen
-    assert result["held_out"]["left/right"] == {"objects": 1, "on_axis": 1, "correct": 0,
-                                                "accuracy": 0.0, "axis_rate": 1.0}
-    assert result["seen"]["left/right"]["objects"] == 2
-    assert result["seen"]["up/down"]["accuracy"] == 1.0
 
 
 def test_steps_to_target_reads_caption_validations():

@@ -11,14 +11,11 @@ import torch
 from vidcap.cli import main
 from vidcap.config import load_config
 from vidcap.data.manifest import read_manifest
-from vidcap.data.shapes import read_attributes
-from vidcap.models.mffcl import MFFCL
-from vidcap.training.checkpoint import load_run
+from vidcap.runs.store import load_run
 from vidcap.video import crop_frames, load_clip, read_sampled
 from vidcap.visualize import (BlockAttention, _block_matrix, attention_maps, attention_peaks,
-                              box_in_model_pixels, figure_layout, patch_hits, peak_report)
+                              figure_layout)
 
-from .conftest import TINY
 
 
 def _softmax_rows(shape: tuple[int, ...], seed: int) -> torch.Tensor:
@@ -64,18 +61,11 @@ def test_rollout_follows_temporal_attention_to_other_frames():
     torch.testing.assert_close(cls_row, torch.tensor([[0.125, 0.0], [0.375, 0.0]]))
 
 
-def test_peaks_and_boxes():
+def test_peaks():
     maps = torch.zeros(2, 16)
     maps[0, 5] = 1.0  # row 1, col 1
     maps[1, 14] = 1.0  # row 3, col 2
     assert attention_peaks(maps, 4) == [(1, 1), (3, 2)]
-    # patch (1, 1) of 8 px covers [8, 16) x [8, 16), its centre (12, 12)
-    assert patch_hits((1, 1), (10.0, 10.0, 14.0, 14.0), 8) == (True, True)
-    assert patch_hits((1, 1), (14.0, 14.0, 22.0, 22.0), 8) == (False, True)
-    assert patch_hits((1, 1), (16.0, 8.0, 24.0, 16.0), 8) == (False, False)  # touches only
-    # a 64 px clip seen at 32 px: every coordinate halves; a 4:3 clip is also centre-cropped
-    assert box_in_model_pixels([8, 16, 24, 40], (64, 64), 32) == (4.0, 8.0, 12.0, 20.0)
-    assert box_in_model_pixels([40, 0, 80, 30], (60, 80), 30) == (15.0, 0.0, 35.0, 15.0)
 
 
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
@@ -145,100 +135,3 @@ def test_attention_command_fails_in_one_line_on_bad_files(tiny_run: Path, tiny_s
     assert main(["attention", str(tiny_run), str(good), "--out", str(out), "--layer", "7"]) == 2
     assert "--layer 7: the encoder has 2 blocks" in capsys.readouterr().err
     assert not out.exists()
-
-
-# -- where the peaks fall on Shapes clips (issue 6: >= 80 % of frames inside the object's box) --
-#
-# Measured before this test was written (tiny encoder at 32 px, 4 x 4 patches of 8 px, 48 test
-# clips of 4 frames, the default map: head mean of the last block; the rule "peak patch overlaps
-# the box", with the stricter "peak patch centre inside the box" and the attention mass on the
-# object's patches beside it):
-# - an untrained model: peak overlaps the box in 79-96 % of frames (the object patch is the one
-#   outlier on a uniform background) though its attention is uniform (mass = the uniform share);
-# - the caption stage alone (from scratch, 120-600 steps): seed-dependent; one seed in three
-#   localised, the others put the peak off the object (centre rule 0-15 %), mass uniform;
-# - the align stage alone with the offline MiniLM text encoder, 150 steps at batch 32: all 4
-#   seeds tried localise (centre rule 77-87 %, overlap 99-100 %, mass 1.3-1.8x uniform); 300
-#   steps likewise;
-# - align 150 steps, then 100 caption steps (encoder trainable, lr 3e-4 or 1e-3): the attention
-#   goes back to uniform (mass = uniform share; peaks 5-83 % by the centre rule);
-# - at the shapes-tiny preset's own size (64 px, width 128, 8 frames, 600 training clips, one
-#   seed), 300 align steps then 300 caption steps: localised after align (centre 75 %, overlap
-#   100 %, mass 1.7x uniform) and still after captioning (centre 82 %, overlap 100 %, mass 1.7x;
-#   untrained: centre 72 %, overlap 99 %, mass 1.0x).
-# So this test trains the align stage, the one that makes the attention localise, and checks the
-# mass and the centre rule against the same untrained model as well as the issue's bar.
-
-
-def _align_trained(tmp: Path, shapes: Path):
-    from vidcap.training.loop import train
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        cfg = load_config("shapes-tiny", TINY + [
-            "train.stages=[align]", "model.text_encoder.pretrained=all-MiniLM-L6-v2",
-            "model.text_encoder.pooling=mean", "train.align.steps=150",
-            "train.align.batch_size=32", "train.align.lr=1e-3", "train.align.warmup_steps=10",
-            "train.align.schedule=cosine", "train.log_every=50", "train.checkpoint_every=0",
-            f"data.manifest={shapes}", f"data.cache_dir={tmp / 'cache'}"])
-        torch.manual_seed(cfg.train.seed)  # the trainer's initial weights, kept for comparison
-        captions = [c for r in read_manifest(shapes, "train") for c in r.captions]
-        untrained = MFFCL.build(cfg.model, cfg.video, captions=captions,
-                                with_text_encoder=False).eval()
-        run = train(cfg, tmp / "run")
-    finally:
-        torch.set_num_threads(threads)
-    return MFFCL.load(run, with_text_encoder=False), untrained
-
-
-@pytest.fixture(scope="module")
-def localisation_shapes(tmp_path_factory) -> Path:
-    from vidcap.data.shapes import ShapesSpec, prepare_shapes
-
-    return prepare_shapes(tmp_path_factory.mktemp("loc"), ShapesSpec(size=32, seed=7),
-                          splits=(256, 0, 48))
-
-
-@pytest.mark.slow
-def test_attention_peaks_fall_on_the_object_after_training(localisation_shapes: Path,
-                                                           tmp_path: Path, capsys):
-    trained, untrained = _align_trained(tmp_path, localisation_shapes)
-    records = read_manifest(localisation_shapes, "test")
-    attributes = read_attributes(localisation_shapes.parent)
-    after = peak_report(trained, records, attributes).rates()
-    before = peak_report(untrained, records, attributes).rates()
-    rollout = peak_report(trained, records, attributes, method="rollout").rates()
-    with capsys.disabled():
-        print("\nattention peaks, 48 clips x 4 frames (head mean, last block): trained "
-              + _rates(after) + "; untrained " + _rates(before) + "; rollout " + _rates(rollout))
-    assert after["overlap"] >= 0.8  # the issue's bar: the peak patch lies on the object
-    assert after["centre"] >= 0.6 and after["centre"] > before["centre"] + 0.1
-    uniform = after["chance_overlap"]
-    assert after["mass_overlap"] >= 1.15 * uniform  # attention gathers on the object ...
-    assert before["mass_overlap"] <= 1.05 * uniform  # ... which it did not before training
-    assert rollout["overlap"] >= 0.8
-
-
-def _rates(r: dict[str, float]) -> str:
-    return (f"centre in box {100 * r['centre']:.0f}% (chance {100 * r['chance_centre']:.0f}), "
-            f"overlapping {100 * r['overlap']:.0f}% (chance {100 * r['chance_overlap']:.0f}), "
-            f"mass on object {100 * r['mass_overlap']:.0f}%")
-
-
-DEMO = Path(__file__).resolve().parents[1] / "runs" / "demo"
-
-
-@pytest.mark.slow
-def test_attention_peaks_of_the_demo_run(capsys):
-    """An extra check on the demo's model (`make demo`), when one has been trained here."""
-    if not (DEMO / "trainer_state.pt").is_file():
-        pytest.skip(f"no finished demo run at {DEMO} (make demo)")
-    cfg = load_config(DEMO / "config.yaml")
-    model = load_run(DEMO)
-    records = [r for r in read_manifest(cfg.data.manifest, cfg.data.test_split)][:100]
-    attributes = read_attributes(Path(cfg.data.manifest).parent)
-    rates = peak_report(model, records, attributes).rates()
-    with capsys.disabled():
-        print(f"\ndemo run, {len(records)} test clips: {_rates(rates)}")
-    assert rates["overlap"] >= 0.8

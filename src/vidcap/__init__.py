@@ -10,11 +10,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from vidcap.models.mffcl import MFFCL
 
 
-def load_run(path: str, device: str = "cpu") -> "MFFCL":
-    """Load the model saved in a run directory (see DESIGN.md), ready for captioning."""
-    from vidcap.training.checkpoint import load_run as _load_run
+def load_run(path: str, device: str = "cpu", which: str = "auto") -> "MFFCL":
+    """Load the model saved in a run directory (see DESIGN.md), ready for captioning: the best
+    validation weights when there are some (`which="auto"`), else the final ones."""
+    from vidcap.runs.store import load_run as _load_run
 
-    return _load_run(path, device=device)
+    return _load_run(path, device=device, which=which)
 
 
 def __getattr__(name: str) -> Any:  # lazy: `import vidcap` must not import torch

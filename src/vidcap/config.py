@@ -197,6 +197,13 @@ class ModelConfig:
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     """The GPT-2 caption decoder and its tokenizer."""
 
+    def never_trainable(self) -> set[str]:
+        """Components whose own section forbids training them (`decoder.trainable: false`,
+        `text_encoder.trainable: false`): no stage updates them, whatever its `trainable` list
+        says. The one rule the trainer and `MFFCL.set_trainable` both follow."""
+        return {name for name, ok in (("decoder", self.decoder.trainable),
+                                      ("text_encoder", self.text_encoder.trainable)) if not ok}
+
 
 @dataclass
 class GenerateConfig:

@@ -21,11 +21,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
+from vidcap.distributed import is_distributed
+
 IGNORE_INDEX = -100
-
-
-def is_distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def gather_with_grad(x: Tensor) -> tuple[Tensor, int]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -33,6 +32,7 @@ import av
 import numpy as np
 
 from vidcap.errors import VideoError
+from vidcap.files import atomic_path
 
 if TYPE_CHECKING:  # torch is imported where it is used: probing and writing videos need none
     import torch
@@ -41,6 +41,10 @@ if TYPE_CHECKING:  # torch is imported where it is used: probing and writing vid
 
 log = logging.getLogger(__name__)
 
+VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg",
+                                     ".mpeg", ".flv", ".wmv", ".3gp", ".ogv", ".ts")
+"""File extensions, in lower case, treated as videos (folders searched, datasets matched); earlier
+ones are preferred when two files share a stem."""
 SEEK_COST_FRAMES = 4
 """What one seek costs, in decoded frames (flushing the decoder, restarting at a keyframe)."""
 WINDOW_END_TOLERANCE_S = 0.5
@@ -488,6 +492,25 @@ def preprocess_frames(frames: np.ndarray, image_size: int, mean: Sequence[float]
     return normalize_frames(crop_frames(frames, image_size), mean, std)
 
 
+class ModelClip(NamedTuple):
+    """A clip as the model sees it, with what it was made of (for figures and analyses)."""
+
+    sampled: SampledFrames
+    """The decoded frames (T, H, W, 3) and which frames of the video they are."""
+    frames: np.ndarray
+    """uint8 (T, S, S, 3): the sampled frames resized and centre-cropped (`crop_frames`)."""
+    pixels: torch.Tensor
+    """float (T, 3, S, S): the cropped frames normalised (`normalize_frames`): the model's input."""
+
+
+def read_clip(path: str | Path, video_cfg: VideoConfig, *, start: float | None = None,
+              end: float | None = None) -> ModelClip:
+    """Read one clip as the model sees it, keeping the sampled and the cropped frames."""
+    sampled = read_sampled(path, video_cfg.num_frames, start=start, end=end)
+    frames = crop_frames(sampled.frames, video_cfg.image_size)
+    return ModelClip(sampled, frames, normalize_frames(frames, video_cfg.mean, video_cfg.std))
+
+
 def load_clip(path: str | Path, video_cfg: VideoConfig, *, start: float | None = None,
               end: float | None = None) -> torch.Tensor:
     """Read and preprocess one clip: float (T, 3, S, S), ready for the video encoder."""
@@ -538,9 +561,9 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int, *,
     """Encode uint8 (T, H, W, 3) RGB frames to a video file, deterministically and atomically.
 
     H.264 (libx264, CRF 18, one thread, no macroblock tree) in yuv420p, or yuv444p when a side
-    is odd (4:2:0 needs even sides); MPEG-4 part 2 (`codec="mpeg4"`, the fallback) at fixed quality. Keyframes every
-    `keyframe_interval` frames, or the encoder's default (libx264: up to 250 frames apart). MP4
-    files get their index at the front (faststart).
+    is odd (4:2:0 needs even sides); MPEG-4 part 2 (`codec="mpeg4"`, the fallback) at fixed
+    quality. Keyframes every `keyframe_interval` frames, or the encoder's default (libx264: up to
+    250 frames apart). MP4 files get their index at the front (faststart).
     """
     path = Path(path)
     frames = np.asarray(frames)
@@ -550,36 +573,35 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int, *,
     if keyframe_interval is not None and keyframe_interval < 1:
         raise ValueError(f"keyframe_interval must be at least 1, got {keyframe_interval}")
     codec = codec or default_codec()
-    _, height, width, _ = frames.shape
     is_mp4 = path.suffix.lower() in (".mp4", ".m4v", ".mov")
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with av.open(str(tmp), "w", options={"movflags": "+faststart"} if is_mp4 else {}) as out:
-            stream = out.add_stream(codec, rate=fps)
-            stream.width, stream.height = width, height
-            ctx = stream.codec_context
-            if codec == "libx264":
-                stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
-                # mbtree=0: with it, x264 gave different bytes for the same 64x64 frames
-                # depending on the heap's contents (it reads memory it never wrote)
-                params = "mbtree=0"
-                if keyframe_interval is not None:
-                    k = keyframe_interval
-                    params += f":keyint={k}:min-keyint={k}:scenecut=0"
-                stream.options = {"crf": "18", "preset": "medium", "threads": "1",
-                                  "x264-params": params}
-            else:
-                stream.pix_fmt = "yuv420p"
-                ctx.gop_size = keyframe_interval or 250
-                ctx.thread_count = 1
-                ctx.qscale = True
-                ctx.global_quality = 3 * 118  # FF_QP2LAMBDA * q: q=3 is near-transparent
-            for i, array in enumerate(frames):
-                frame = _yuv_frame(array, stream.pix_fmt)
-                frame.pts, frame.time_base = i, Fraction(1, fps)
-                out.mux(stream.encode(frame))
-            out.mux(stream.encode(None))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, \
+            av.open(str(tmp), "w", options={"movflags": "+faststart"} if is_mp4 else {}) as out:
+        stream = out.add_stream(codec, rate=fps)
+        _configure_encoder(stream, codec, frames.shape[2], frames.shape[1], keyframe_interval)
+        for i, array in enumerate(frames):
+            frame = _yuv_frame(array, stream.pix_fmt)
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+
+
+def _configure_encoder(stream: av.video.stream.VideoStream, codec: str, width: int, height: int,
+                       keyframe_interval: int | None) -> None:
+    """Size, pixel format and the deterministic settings of `write_video`'s encoder."""
+    stream.width, stream.height = width, height
+    if codec == "libx264":
+        stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+        # mbtree=0: with it, x264 gave different bytes for the same 64x64 frames
+        # depending on the heap's contents (it reads memory it never wrote)
+        params = "mbtree=0"
+        if keyframe_interval is not None:
+            k = keyframe_interval
+            params += f":keyint={k}:min-keyint={k}:scenecut=0"
+        stream.options = {"crf": "18", "preset": "medium", "threads": "1", "x264-params": params}
+    else:
+        ctx = stream.codec_context
+        stream.pix_fmt = "yuv420p"
+        ctx.gop_size = keyframe_interval or 250
+        ctx.thread_count = 1
+        ctx.qscale = True
+        ctx.global_quality = 3 * 118  # FF_QP2LAMBDA * q: q=3 is near-transparent

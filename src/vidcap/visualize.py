@@ -1,4 +1,5 @@
-"""Attention maps over frames: the paper's Fig. 5, and where their peaks fall on Shapes clips.
+"""Attention maps over frames: the paper's Fig. 5 (where their peaks fall on Shapes objects is
+measured by `vidcap.evaluation.shapes.peak_report`).
 
 Two ways to read where the video CLS looks, both per sampled frame, as a (T, N) map over the
 N = grid x grid patches (each frame's map sums to 1):
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -33,8 +34,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from vidcap.config import GenerateConfig
 from vidcap.errors import RunError
 from vidcap.models.encoder import record_attention
+from vidcap.runs.layout import open_run
+from vidcap.runs.store import load_run, read_config
+from vidcap.video import ModelClip, read_clip
 
 log = logging.getLogger(__name__)
 
@@ -176,100 +181,6 @@ def attention_peaks(maps: Tensor, grid: int) -> list[tuple[int, int]]:
 
 
 # ---------------------------------------------------------------------------------------------
-# peaks against Shapes boxes
-
-
-def box_in_model_pixels(box: list[float] | tuple[float, ...], clip_hw: tuple[int, int],
-                        image_size: int) -> tuple[float, float, float, float]:
-    """A clip box [x0, y0, x1, y1] (pixels of the decoded clip) in pixels of the model's input:
-    the same shorter-side resize and centre crop as `video.crop_frames`."""
-    h, w = clip_hw
-    scale = image_size / min(h, w)
-    size = (max(image_size, round(h * scale)), max(image_size, round(w * scale)))
-    top, left = (size[0] - image_size) // 2, (size[1] - image_size) // 2
-    sy, sx = size[0] / h, size[1] / w
-    x0, y0, x1, y1 = box
-    return x0 * sx - left, y0 * sy - top, x1 * sx - left, y1 * sy - top
-
-
-def patch_hits(peak: tuple[int, int], box: tuple[float, float, float, float],
-               patch: int) -> tuple[bool, bool]:
-    """(centre, overlap): whether the patch's centre lies inside the box, and whether the patch
-    and the box share area."""
-    row, col = peak
-    x0, y0, x1, y1 = box
-    cx, cy = (col + 0.5) * patch, (row + 0.5) * patch
-    centre = x0 <= cx < x1 and y0 <= cy < y1
-    overlap = min(x1, (col + 1) * patch) > max(x0, col * patch) and \
-        min(y1, (row + 1) * patch) > max(y0, row * patch)
-    return centre, overlap
-
-
-@dataclass
-class PeakReport:
-    """How often the attention peak lies on the object, over frames of Shapes clips."""
-
-    frames: int = 0
-    centre: int = 0
-    """Frames whose peak patch has its centre inside the object's box (what the upsampled heat
-    map shows: bilinear upsampling peaks at patch centres)."""
-    overlap: int = 0
-    """Frames whose peak patch overlaps the object's box."""
-    chance_centre: float = 0.0
-    """Sum over frames of the fraction of patches meeting the centre rule (a random peak's
-    expected hits)."""
-    chance_overlap: float = 0.0
-    mass_overlap: float = 0.0
-    """Sum over frames of the attention mass on the patches that overlap the box (compare with
-    chance_overlap: what a uniform map puts there)."""
-    per_clip: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
-    """video_id -> peak (row, col) per sampled frame."""
-
-    def rates(self) -> dict[str, float]:
-        n = max(1, self.frames)
-        return {"centre": self.centre / n, "overlap": self.overlap / n,
-                "chance_centre": self.chance_centre / n, "chance_overlap": self.chance_overlap / n,
-                "mass_overlap": self.mass_overlap / n}
-
-
-def peak_report(model: nn.Module, records: list, attributes: dict, *, layer: int | None = None,
-                method: Method = "mean") -> PeakReport:
-    """Measure, over the sampled frames of Shapes `records` with one object each, where the
-    attention peak falls relative to that object's box (`ClipAttributes.objects[0].bboxes`,
-    indexed by the frame numbers `read_sampled` reports, mapped into the model's input)."""
-    from vidcap.video import crop_frames, normalize_frames, read_sampled
-
-    video_cfg = model.video_cfg
-    encoder = model.encoder
-    grid, patch = encoder.grid, encoder.image_size // encoder.grid
-    report = PeakReport()
-    for record in records:
-        clip = attributes[record.video_id]
-        if len(clip.objects) != 1:
-            continue
-        sampled = read_sampled(record.video_path, video_cfg.num_frames, start=record.start,
-                               end=record.end)
-        frames = crop_frames(sampled.frames, video_cfg.image_size)
-        pixels = normalize_frames(frames, video_cfg.mean, video_cfg.std)
-        maps = attention_maps(model, pixels, layer=layer, method=method)
-        peaks = attention_peaks(maps, grid)
-        report.per_clip[record.video_id] = peaks
-        for index, peak, frame_map in zip(sampled.indices, peaks, maps):
-            box = box_in_model_pixels(clip.objects[0].bboxes[index], sampled.frames.shape[1:3],
-                                      video_cfg.image_size)
-            centre, overlap = patch_hits(peak, box, patch)
-            report.frames += 1
-            report.centre += centre
-            report.overlap += overlap
-            cells = [patch_hits((r, c), box, patch) for r in range(grid) for c in range(grid)]
-            report.chance_centre += sum(c for c, _ in cells) / len(cells)
-            report.chance_overlap += sum(o for _, o in cells) / len(cells)
-            report.mass_overlap += float(sum(w for w, (_, o) in zip(frame_map.tolist(), cells)
-                                             if o))
-    return report
-
-
-# ---------------------------------------------------------------------------------------------
 # the figure
 
 
@@ -383,32 +294,31 @@ class AttentionFigure:
     method: Method
 
 
-def render_attention(run_dir: str | Path, video: str | Path, out: str | Path, *,
-                     layer: int | None = None, method: Method = "mean", device: str = "cpu",
-                     which: str = "auto") -> AttentionFigure:
-    """`vidcap attention`: sample a video's frames as the run's model does, caption them, and
+def draw_attention(model: nn.Module, clip: ModelClip, out: str | Path, *,
+                   gen: GenerateConfig | None = None, layer: int | None = None,
+                   method: Method = "mean") -> AttentionFigure:
+    """Caption a clip read for `model` (an MFFCL; `video.read_clip(path, model.video_cfg)`) and
     draw the CLS-to-patch attention of block `layer` (or its rollout) over every frame."""
-    from vidcap.config import load_config
-    from vidcap.training.checkpoint import load_run
-    from vidcap.video import crop_frames, normalize_frames, read_sampled
-
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise RunError(f"{run_dir}: not a run directory (no config.yaml)")
-    cfg = load_config(run_dir / "config.yaml")
-    video_cfg = cfg.video
-    sampled = read_sampled(video, video_cfg.num_frames)  # a bad file fails here, before the model
-    frames = crop_frames(sampled.frames, video_cfg.image_size)
-    pixels = normalize_frames(frames, video_cfg.mean, video_cfg.std)
-    model = load_run(run_dir, device=device, which=which)
     layers = len(model.encoder.model.encoder.layer)
-    maps = attention_maps(model, pixels, layer=layer, method=method)
+    maps = attention_maps(model, clip.pixels, layer=layer, method=method)
     block = (model.encoder.attention_layer if layer is None else layer) % layers
-    caption = model.generate(pixels[None], cfg.generate)[0]
+    caption = model.generate(clip.pixels[None], gen)[0]
     what = (f"CLS-to-patch attention, block {block + 1}/{layers}, mean of "
             f"{model.encoder.num_heads} heads" if method == "mean" else
             f"attention rollout, blocks 1-{block + 1} of {layers}")
-    note = f"{what}; heat scaled per frame"
-    labels = [f"frame {i}" for i in sampled.indices]
-    layout = plot_attention(frames, maps, caption, out, frame_labels=labels, note=note)
-    return AttentionFigure(Path(out), caption, layout, maps, list(sampled.indices), block, method)
+    indices = list(clip.sampled.indices)
+    layout = plot_attention(clip.frames, maps, caption, out, note=f"{what}; heat scaled per frame",
+                            frame_labels=[f"frame {i}" for i in indices])
+    return AttentionFigure(Path(out), caption, layout, maps, indices, block, method)
+
+
+def render_attention(run_dir: str | Path, video: str | Path, out: str | Path, *,
+                     layer: int | None = None, method: Method = "mean", device: str = "cpu",
+                     which: str = "auto") -> AttentionFigure:
+    """`vidcap attention`: `draw_attention` with the model of a run directory. A bad video fails
+    before the model loads."""
+    run = open_run(run_dir)
+    cfg = read_config(run)
+    clip = read_clip(video, cfg.video)
+    model = load_run(run.root, device=device, which=which)
+    return draw_attention(model, clip, out, gen=cfg.generate, layer=layer, method=method)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import zipfile
-from pathlib import Path
 
 import pytest
 
-from vidcap.data.datasets import prepare_dataset
+from vidcap.data.prepare import prepare_dataset
 from vidcap.data.manifest import read_manifest, summarize
 from vidcap.data.msrvtt import read_msrvtt
 from vidcap.errors import DatasetError, ManifestError

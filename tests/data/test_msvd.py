@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vidcap.data.datasets import prepare_dataset
+from vidcap.data.prepare import prepare_dataset
 from vidcap.data.manifest import read_manifest, summarize
 from vidcap.data.msvd import read_caption_list, read_corpus_csv, read_mapping, read_msvd, split_of
 from vidcap.errors import DatasetError, ManifestError

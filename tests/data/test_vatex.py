@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vidcap.data.datasets import prepare_dataset
+from vidcap.data.prepare import prepare_dataset
 from vidcap.data.manifest import read_manifest
 from vidcap.data.vatex import read_vatex, split_from_name, vatex_video_ids, video_names
 from vidcap.errors import DatasetError, ManifestError

@@ -1,4 +1,5 @@
-"""vidcap.evaluation.metrics: cleaning, PTB tokenization, METEOR process, coco-caption scores."""
+"""coco-caption scores: PTB tokenization and the METEOR process (`vidcap.evaluation.java`), the
+scorers (`metrics`) and `score.score_captions`."""
 
 from __future__ import annotations
 
@@ -8,27 +9,15 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
 from vidcap.errors import MetricsError
-from vidcap.evaluation import metrics
-from vidcap.evaluation.metrics import (METRIC_KEYS, clean_caption, describe_mismatch, find_java,
-                                       ptb_tokenize, score_captions)
-
-
-def test_clean_caption_makes_one_plain_line():
-    assert clean_caption("  a man\nis\r\nrunning\t fast  ") == "a man is running fast"
-    assert clean_caption("a ||| b |||| c ||||||d") == "a b | c d"
-    assert "|||" not in clean_caption("||||||||")
-    assert clean_caption("x\x00y\x85z\u2028w\u2029v\x0bu\x1cq") == "x y z w v u q"
-    assert clean_caption("zero\u200bwidth\ufeff") == "zerowidth"
-    assert clean_caption("no\u00a0break") == "no break"
-    assert clean_caption("lone \ud800 surrogate") == "lone surrogate"
-    # case, punctuation and non-ASCII letters are the tokenizer's business
-    assert clean_caption("Un Café, naïve — 日本語!") == "Un Café, naïve — 日本語!"
-    assert clean_caption(" \n\t ") == ""
+from vidcap.evaluation import java as java_tools
+from vidcap.evaluation.java import find_java, ptb_tokenize
+from vidcap.evaluation.metrics import METRIC_KEYS
+from vidcap.evaluation.score import describe_mismatch, score_captions
+from vidcap.text import clean_caption
 
 
 def test_describe_mismatch_counts_and_names_a_few():
@@ -84,10 +73,10 @@ def test_ptb_tokenizer_writes_nothing_beside_its_jar(java, tmp_path, monkeypatch
     modification time must not change either."""
     folder = tmp_path / "readonly"
     folder.mkdir()
-    jar = folder / metrics._ptb_jar().name
-    shutil.copy(metrics._ptb_jar(), jar)
+    jar = folder / java_tools._ptb_jar().name
+    shutil.copy(java_tools._ptb_jar(), jar)
     folder.chmod(0o555)
-    monkeypatch.setattr(metrics, "_ptb_jar", lambda: jar)
+    monkeypatch.setattr(java_tools, "_ptb_jar", lambda: jar)
     before = (sorted(os.listdir(folder)), folder.stat().st_mtime_ns)
     try:
         out = ptb_tokenize({"a": ["A man (young), is running.", "..."], "b": ["It's O.K."]})
@@ -141,9 +130,9 @@ def test_tricky_captions_score_and_meteor_process_is_reused(java):
              "v6": "...", "v7": "a \ud800 lone |||| surrogate"}
     refs = {v: ["a man is running", "a dog jumps high"] for v in preds}
     first = score_captions(preds, refs, metrics=["meteor"], per_video=True)
-    pid = metrics._meteor.proc.pid
+    pid = java_tools._meteor.proc.pid
     second = score_captions(preds, refs, metrics=["meteor"])
-    assert metrics._meteor.proc.pid == pid
+    assert java_tools._meteor.proc.pid == pid
     assert first["METEOR"] == second["METEOR"] > 0
     assert first.per_video["v4"]["METEOR"] > 0.9  # "a dog jumps high" once `|||` is gone
     assert first.per_video["v2"]["METEOR"] == 0.0
@@ -160,27 +149,28 @@ def test_meteor_failure_recovers_and_the_interpreter_exits_promptly(java, tmp_pa
     script.write_text(textwrap.dedent("""
         import sys
         from vidcap.errors import MetricsError
-        from vidcap.evaluation import metrics
+        from vidcap.evaluation import java
+        from vidcap.evaluation.score import score_captions
 
         def out_of_step(self, hypotheses, references):
             self.proc.stdin.write(b"SCORE ||| a ||| b\\nstray line\\n")
             self.proc.stdin.flush()
             return self._read_score(), []  # reads statistics where a score is expected
 
-        s = metrics.score_captions({"a": "x\\ny ||| z", "b": ""}, {"a": ["x y z"], "b": ["q"]})
+        s = score_captions({"a": "x\\ny ||| z", "b": ""}, {"a": ["x y z"], "b": ["q"]})
         print("scored", round(s["METEOR"], 3))
-        first = metrics._meteor.proc
-        real, metrics._MeteorProcess.score = metrics._MeteorProcess.score, out_of_step
+        first = java._meteor.proc
+        real, java._MeteorProcess.score = java._MeteorProcess.score, out_of_step
         try:
-            metrics.score_captions({"a": "x"}, {"a": ["x"]}, metrics=["meteor"])
+            score_captions({"a": "x"}, {"a": ["x"]}, metrics=["meteor"])
         except MetricsError as err:
             print("failed:", err)
-        metrics._MeteorProcess.score = real
-        print("killed:", first.poll() is not None, metrics._meteor is None)
-        again = metrics.score_captions({"a": "a cat"}, {"a": ["a cat"]}, metrics=["meteor"])
+        java._MeteorProcess.score = real
+        print("killed:", first.poll() is not None, java._meteor is None)
+        again = score_captions({"a": "a cat"}, {"a": ["a cat"]}, metrics=["meteor"])
         print("again:", again["METEOR"] > 0.9)
-        metrics._meteor.proc.stdin.write(b"EVAL ||| nonsense\\nstray\\n")  # left out of step
-        metrics._meteor.proc.stdin.flush()
+        java._meteor.proc.stdin.write(b"EVAL ||| nonsense\\nstray\\n")  # left out of step
+        java._meteor.proc.stdin.flush()
     """))
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                           timeout=150)

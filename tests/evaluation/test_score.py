@@ -132,7 +132,7 @@ def test_vidcap_score_reproduces_the_coco_caption_demo(java, coco_demo, tmp_path
 
 @pytest.mark.java
 def test_bleu_statistics_equal_coco_captions_printout(java, coco_demo):
-    from vidcap.evaluation.metrics import score_captions
+    from vidcap.evaluation.score import score_captions
 
     preds = load_predictions(coco_demo / "captions_val2014_fakecap_results.json")
     refs = load_references(coco_demo / "en_captions_val2014.json")

@@ -17,6 +17,7 @@ from vidcap.models.decoder import gpt2_config
 from vidcap.models.encoder import timesformer_config
 from vidcap.models.mffcl import COMPONENTS, MFFCL
 from vidcap.models.tokenizer import train_caption_tokenizer
+from vidcap.runs.store import load_model, save_model
 
 from .conftest import CAPTIONS
 
@@ -102,39 +103,39 @@ def assert_same_model(a: MFFCL, b: MFFCL, x: torch.Tensor) -> None:
 
 def test_save_and_load_from_the_folder_alone(tiny_config, clips, tmp_path):
     model = build(tiny_config())
-    model.save(tmp_path / "saved")
+    save_model(model, tmp_path / "saved")
     files = {p.relative_to(tmp_path / "saved").as_posix() for p in (tmp_path / "saved").rglob("*")}
     assert {"config.yaml", "model.safetensors", "tokenizer/tokenizer.json", "encoder/config.json",
             "decoder/config.json", "text_encoder/config.json"} <= files
     weights = load_file(str(tmp_path / "saved" / "model.safetensors"))
     assert "decoder.model.lm_head.weight" not in weights  # tied to wte: stored once
     moved = shutil.move(str(tmp_path / "saved"), str(tmp_path / "elsewhere"))
-    loaded = MFFCL.load(moved)
+    loaded = load_model(moved)
     x = clips(4)
     assert_same_model(model, loaded, x)
     torch.testing.assert_close(model.encode_text(CAPTIONS[:2]), loaded.encode_text(CAPTIONS[:2]))
     assert loaded.decoder.model.lm_head.weight is loaded.decoder.model.transformer.wte.weight
 
 
-def test_save_keeps_the_other_sections_of_a_run_config(tiny_config, tmp_path):
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"train": {"seed": 7}, "model": {}}))
-    build(tiny_config()).save(tmp_path)
+def test_save_writes_the_whole_config_it_is_given(tiny_config, tmp_path):
+    cfg = tiny_config("train.seed=7")
+    save_model(build(cfg), tmp_path, cfg)
     data = yaml.safe_load((tmp_path / "config.yaml").read_text())
-    assert data["train"] == {"seed": 7} and data["model"]["mapper"]["num_queries"] == 4
-    assert MFFCL.load(tmp_path).cfg.mapper.num_queries == 4
+    assert data["train"]["seed"] == 7 and data["model"]["mapper"]["num_queries"] == 4
+    assert load_model(tmp_path).cfg.mapper.num_queries == 4
 
 
 @pytest.mark.slow
 def test_loads_offline_in_a_fresh_process(tiny_config, clips, tmp_path):
     model = build(tiny_config())
-    model.save(tmp_path / "run")
+    save_model(model, tmp_path / "run")
     x = clips(2)
     torch.save(x, tmp_path / "x.pt")
     script = textwrap.dedent(f"""
         import torch
-        from vidcap.models.mffcl import MFFCL
+        from vidcap.runs.store import load_model
         torch.set_num_threads(1)  # as in this process: the same kernels, the same sums
-        model = MFFCL.load({str(tmp_path / 'run')!r})
+        model = load_model({str(tmp_path / 'run')!r})
         x = torch.load({str(tmp_path / 'x.pt')!r})
         logits, _ = model.caption_logits(x, {CAPTIONS[:2]!r})
         out = {{"logits": logits, "captions": model.generate(x)}}
@@ -166,10 +167,10 @@ def test_pretrained_parts_from_their_own_folders(tiny_config, clips, tmp_path):
     assert len(model.tokenizer) == len(tokenizer)
     assert torch.equal(model.encoder.model.embeddings.cls_token, tsf.embeddings.cls_token)
     assert torch.equal(model.decoder.model.transformer.wte.weight, gpt.transformer.wte.weight)
-    model.save(tmp_path / "run")
+    save_model(model, tmp_path / "run")
     shutil.rmtree(tmp_path / "tsf")
     shutil.rmtree(tmp_path / "gpt")
-    assert_same_model(model, MFFCL.load(tmp_path / "run"), clips(3))
+    assert_same_model(model, load_model(tmp_path / "run"), clips(3))
 
 
 def test_text_encoder_saving_rules(tiny_config, clips, tmp_path):
@@ -178,19 +179,19 @@ def test_text_encoder_saving_rules(tiny_config, clips, tmp_path):
     frozen = build(cfg, with_text_encoder=False)  # cheap: the head is built from config.json
     assert frozen.text_encoder is None and frozen.contrastive.text_proj.in_features == 384
     assert list(frozen.component("text_encoder").parameters()) == []
-    frozen.save(tmp_path / "frozen")
+    save_model(frozen, tmp_path / "frozen")
     weights = load_file(str(tmp_path / "frozen" / "model.safetensors"))
     assert not any(k.startswith("text_encoder.") for k in weights)
-    assert MFFCL.load(tmp_path / "frozen", with_text_encoder=False).text_encoder is None
+    assert load_model(tmp_path / "frozen", with_text_encoder=False).text_encoder is None
     with pytest.raises(RunError, match="without its text encoder"):
-        MFFCL.load(tmp_path / "frozen", with_text_encoder=False).encode_text(["a"])
+        load_model(tmp_path / "frozen", with_text_encoder=False).encode_text(["a"])
     # a source that cannot be loaded: captioning still works, the align stage cannot
     data = yaml.safe_load((tmp_path / "frozen" / "config.yaml").read_text())
     data["model"]["text_encoder"]["pretrained"] = "/nonexistent/bert"
     (tmp_path / "frozen" / "config.yaml").write_text(yaml.safe_dump(data))
-    assert MFFCL.load(tmp_path / "frozen").text_encoder is None
+    assert load_model(tmp_path / "frozen").text_encoder is None
     with pytest.raises(ConfigError, match="text_encoder"):
-        MFFCL.load(tmp_path / "frozen", with_text_encoder=True)
+        load_model(tmp_path / "frozen", with_text_encoder=True)
 
     # a trained text encoder is saved and comes back exactly
     model = build(tiny_config("model.text_encoder.trainable=true"))
@@ -200,19 +201,19 @@ def test_text_encoder_saving_rules(tiny_config, clips, tmp_path):
     model.align_loss(clips(4), CAPTIONS[:4]).backward()
     torch.optim.SGD(params, lr=0.5).step()
     model.eval()
-    model.save(tmp_path / "trained")
-    loaded = MFFCL.load(tmp_path / "trained")
+    save_model(model, tmp_path / "trained")
+    loaded = load_model(tmp_path / "trained")
     assert torch.equal(model.encode_text(CAPTIONS), loaded.encode_text(CAPTIONS))
-    captioner = MFFCL.load(tmp_path / "trained", with_text_encoder=False)
+    captioner = load_model(tmp_path / "trained", with_text_encoder=False)
     assert captioner.text_encoder is None
     assert captioner.generate(clips(2)) == model.generate(clips(2))
 
 
 def test_load_reports_a_broken_folder(tiny_config, tmp_path):
-    with pytest.raises(RunError, match="config.yaml: missing"):
-        MFFCL.load(tmp_path)
-    build(tiny_config()).save(tmp_path / "a")
-    build(tiny_config("model.mapper.num_layers=2")).save(tmp_path / "b")
+    with pytest.raises(RunError, match="not a run directory"):
+        load_model(tmp_path)
+    save_model(build(tiny_config()), tmp_path / "a")
+    save_model(build(tiny_config("model.mapper.num_layers=2")), tmp_path / "b")
     shutil.copy(tmp_path / "a" / "model.safetensors", tmp_path / "b" / "model.safetensors")
     with pytest.raises(RunError, match="lacks"):
-        MFFCL.load(tmp_path / "b")
+        load_model(tmp_path / "b")

@@ -5,15 +5,9 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from vidcap.errors import ConfigError
 from vidcap.models.text_encoder import resolve_pretrained
-from vidcap.models.tokenizer import (decode_captions, load_tokenizer, normalize_caption,
-                                     train_caption_tokenizer)
+from vidcap.models.tokenizer import decode_captions, load_tokenizer, train_caption_tokenizer
 
 from .conftest import CAPTIONS
-
-
-def test_normalize_caption():
-    assert normalize_caption("  A Red\tcircle\n moves ") == "a red circle moves"
-    assert normalize_caption("A Red ﬁsh", lowercase=False) == "A Red fish"  # NFKC ligature
 
 
 def test_trained_bpe_has_special_tokens_and_round_trips(tmp_path):

@@ -16,13 +16,13 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from tests.conftest import TINY, TINY_TRAIN, tiny_train_config
+from tests.conftest import tiny_train_config
 from vidcap.config import save_config
 from vidcap.data.manifest import read_manifest, write_manifest
 from vidcap.errors import RunError
-from vidcap.training.checkpoint import load_run
-from vidcap.training.loop import train
-from vidcap.training.records import read_metrics
+from vidcap.runs.store import load_run
+from vidcap.training.trainer import train
+from vidcap.runs.records import read_metrics
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
        "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TOKENIZERS_PARALLELISM": "false"}

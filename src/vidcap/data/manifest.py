@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from vidcap.errors import ManifestError, VidcapError
+from vidcap.files import write_lines
 
 SPLITS = ("train", "val", "test")
 REQUIRED = ("video_id", "path", "split", "captions")
@@ -136,14 +136,7 @@ def read_manifest(path: str | Path, split: str | Sequence[str] | None = None) ->
 
 def write_manifest(records: Iterable[VideoRecord], path: str | Path) -> Path:
     """Write records as JSON Lines (atomically: a temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as out:
-        for record in records:
-            out.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_lines(path, (json.dumps(r.to_json(), ensure_ascii=False) for r in records))
 
 
 def references(records: Iterable[VideoRecord]) -> dict[str, list[str]]:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vidcap.data.datasets import Annotations, Clip, VideoName, expand, keep_captions
+from vidcap.data.annotations import Annotations, Clip, VideoName, expand, keep_captions
 from vidcap.errors import DatasetError, ManifestError
 
 SPLITS = {"train": "train", "validate": "val", "val": "val", "test": "test"}

@@ -23,7 +23,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from vidcap.data.datasets import Annotations, Clip, VideoName, expand, keep_captions, source_window
+from vidcap.data.annotations import (Annotations, Clip, VideoName, expand, keep_captions,
+                                     source_window)
 from vidcap.errors import DatasetError, ManifestError
 
 SPLITS = (("train", 1, 1200), ("val", 1201, 1300), ("test", 1301, 1970))
@@ -138,8 +139,8 @@ def _is_msvd_file(path: Path) -> bool:
             or (name.startswith("sents") and name.endswith(".txt")))
 
 
-def read_msvd(paths: Sequence[Path]) -> Annotations:
-    """The 1970 MSVD clips from the corpus CSV or the caption lists, with youtube_mapping.txt."""
+def _sort_files(paths: Sequence[Path]) -> tuple[Path | None, list[Path], list[Path]]:
+    """(the mapping file, corpus CSVs, caption lists) among the given files and folders."""
     files = expand(paths, _is_msvd_file)
     mapping_files = [p for p in files if p.name.lower() == MAPPING or "mapping" in p.name.lower()]
     csv_files = [p for p in files if p.suffix.lower() == ".csv" and p not in mapping_files]
@@ -157,60 +158,82 @@ def read_msvd(paths: Sequence[Path]) -> Annotations:
     if not csv_files and not list_files:
         raise DatasetError("no MSVD captions given: pass the corpus CSV or the sents_*.txt lists "
                            f"(with {MAPPING})")
-    mapping = read_mapping(mapping_files[0]) if mapping_files else None
-    notes: list[str] = []
+    return (mapping_files[0] if mapping_files else None), csv_files, list_files
+
+
+def _captions_from_csv(csv_files: Sequence[Path], mapping: dict[str, int] | None,
+                       notes: list[str]) -> dict[int, list[str]]:
+    """{vid number: English captions} from corpus CSVs, through the clip-name mapping."""
+    if mapping is None:
+        raise DatasetError(f"{csv_files[0]}: the corpus CSV has no vid numbers, so no standard "
+                           f"split: pass {MAPPING} too")
     by_number: dict[int, list[str]] = defaultdict(list)
-    if csv_files:
-        if mapping is None:
-            raise DatasetError(f"{csv_files[0]}: the corpus CSV has no vid numbers, so no standard "
-                               f"split: pass {MAPPING} too")
-        left_out: dict[str, int] = defaultdict(int)
-        unmapped_clips = unmapped_captions = 0
-        for path in csv_files:
-            clips, dropped = read_corpus_csv(path)
-            for key, n in dropped.items():
-                left_out[key] += n
-            for clip, caps in clips.items():
-                if clip in mapping:
-                    by_number[mapping[clip]].extend(caps)
-                else:
-                    unmapped_clips += 1
-                    unmapped_captions += len(caps)
-        notes.append(f"kept the English descriptions; left out {left_out['other_language']} in "
-                     f"other languages and {left_out['empty']} empty ones")
-        if unmapped_clips:
-            notes.append(f"left out {unmapped_captions} English descriptions of {unmapped_clips} "
-                         f"clips that are not among the {len(mapping)} of {MAPPING}")
-    else:
-        empty = 0
-        for path in list_files:
-            captions, dropped = read_caption_list(path)
-            empty += dropped
-            for number, caps in captions.items():
-                by_number[number].extend(caps)
-        if empty:
-            notes.append(f"dropped {empty} empty captions")
-        if mapping is None:
-            notes.append(f"no {MAPPING}: video files are looked for as vidN.<ext> only (the "
-                         f"YouTubeClips release names them <VideoID>_<Start>_<End>.avi)")
+    left_out: dict[str, int] = defaultdict(int)
+    unmapped_clips = unmapped_captions = 0
+    for path in csv_files:
+        clips, dropped = read_corpus_csv(path)
+        for key, n in dropped.items():
+            left_out[key] += n
+        for clip, caps in clips.items():
+            if clip in mapping:
+                by_number[mapping[clip]].extend(caps)
+            else:
+                unmapped_clips += 1
+                unmapped_captions += len(caps)
+    notes.append(f"kept the English descriptions; left out {left_out['other_language']} in "
+                 f"other languages and {left_out['empty']} empty ones")
+    if unmapped_clips:
+        notes.append(f"left out {unmapped_captions} English descriptions of {unmapped_clips} "
+                     f"clips that are not among the {len(mapping)} of {MAPPING}")
+    return by_number
+
+
+def _captions_from_lists(list_files: Sequence[Path], mapping: dict[str, int] | None,
+                         notes: list[str]) -> dict[int, list[str]]:
+    """{vid number: captions} from `vidN<TAB>caption` lists."""
+    by_number: dict[int, list[str]] = defaultdict(list)
+    empty = 0
+    for path in list_files:
+        captions, dropped = read_caption_list(path)
+        empty += dropped
+        for number, caps in captions.items():
+            by_number[number].extend(caps)
+    if empty:
+        notes.append(f"dropped {empty} empty captions")
+    if mapping is None:
+        notes.append(f"no {MAPPING}: video files are looked for as vidN.<ext> only (the "
+                     f"YouTubeClips release names them <VideoID>_<Start>_<End>.avi)")
+    return by_number
+
+
+def _clip(number: int, captions: list[str], clip_of: dict[int, str]) -> Clip:
+    """vidN with the names its video file may have (clip name, vidN, the source's window)."""
+    names = [VideoName(f"vid{number}")]
+    extra = {}
+    if number in clip_of:
+        clip = clip_of[number]
+        window = source_window(clip)
+        names = [VideoName(clip), *names, *([window] if window else [])]
+        extra["clip"] = clip
+    return Clip(f"vid{number}", split_of(number), captions, names, extra)
+
+
+def read_msvd(paths: Sequence[Path]) -> Annotations:
+    """The 1970 MSVD clips from the corpus CSV or the caption lists, with youtube_mapping.txt."""
+    mapping_file, csv_files, list_files = _sort_files(paths)
+    mapping = read_mapping(mapping_file) if mapping_file else None
+    notes: list[str] = []
+    by_number = (_captions_from_csv(csv_files, mapping, notes) if csv_files
+                 else _captions_from_lists(list_files, mapping, notes))
     clip_of = {n: c for c, n in mapping.items()} if mapping else {}
-    clips = []
     without_captions = [n for n in clip_of if not by_number.get(n)]
     if without_captions:
         notes.append(f"{len(without_captions)} mapped clips have no caption and are left out "
                      f"(vid{sorted(without_captions)[0]}, ...)")
     for number in sorted(by_number):
-        split = split_of(number)
-        if split is None:
+        if split_of(number) is None:
             raise ManifestError(f"vid{number}: outside the standard MSVD split (vid1..vid1970)")
         if mapping is not None and number not in clip_of:
-            raise ManifestError(f"vid{number} has captions but no line in {mapping_files[0]}")
-        names = [VideoName(f"vid{number}")]
-        extra = {}
-        if number in clip_of:
-            clip = clip_of[number]
-            window = source_window(clip)
-            names = [VideoName(clip), *names, *([window] if window else [])]
-            extra["clip"] = clip
-        clips.append(Clip(f"vid{number}", split, by_number[number], names, extra))
+            raise ManifestError(f"vid{number} has captions but no line in {mapping_file}")
+    clips = [_clip(n, by_number[n], clip_of) for n in sorted(by_number)]
     return Annotations(clips, notes)

@@ -16,6 +16,10 @@ object is always a seen pair and never overlaps the first.
 Rendering is exact and deterministic: 4x4 supersampled coverage per pixel, blended in integers.
 Clip `j` of a split draws everything from `numpy.random.default_rng([seed, split, j])`, so the
 result does not depend on the number of workers or on the sizes of the other splits.
+
+This module renders the world and records it (`attributes.jsonl`); judging captions against those
+records (parsing, attribute and direction accuracy, attention peaks) is
+`vidcap.evaluation.shapes`.
 """
 
 from __future__ import annotations
@@ -24,19 +28,17 @@ import itertools
 import json
 import math
 import multiprocessing
-import os
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from vidcap.data.manifest import SPLITS, VideoRecord, iter_json_lines, write_manifest
-from vidcap.errors import ConfigError, DatasetError, MetricsError
+from vidcap.errors import ConfigError, DatasetError
+from vidcap.files import write_lines
 from vidcap.video import write_video
 
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -50,6 +52,8 @@ HELD_OUT_PAIRS = frozenset({("red", "triangle"), ("blue", "circle"), ("green", "
                             ("yellow", "circle"), ("white", "triangle")})
 SEEN_PAIRS = tuple(p for p in itertools.product(COLOURS, SHAPES) if p not in HELD_OUT_PAIRS)
 DEFAULT_SPLITS = (2000, 200, 400)
+ATTRIBUTES = "attributes.jsonl"
+"""The file beside a Shapes manifest recording every clip's objects (per-frame boxes too)."""
 JITTER = 0.05
 SUPERSAMPLE = 4  # coverage samples per pixel side
 
@@ -299,10 +303,7 @@ def prepare_shapes(out: str | Path, spec: ShapesSpec, *, videos: int | None = No
             for job in jobs:
                 results.append(make(job))
                 bar.update()
-    attributes = out / "attributes.jsonl"
-    tmp = attributes.with_name(attributes.name + ".tmp")
-    tmp.write_text("".join(json.dumps(a) + "\n" for _, a in results), encoding="utf-8")
-    os.replace(tmp, attributes)
+    write_lines(out / ATTRIBUTES, [json.dumps(a) for _, a in results])
     return write_manifest([VideoRecord(**_record_fields(r)) for r, _ in results],
                           out / "manifest.jsonl")
 
@@ -311,11 +312,17 @@ def _record_fields(line: dict) -> dict:
     return {k: line[k] for k in ("video_id", "path", "split", "captions", "start", "end")}
 
 
+def attributes_beside(manifest: str | Path) -> Path | None:
+    """The Shapes attribute record kept beside a manifest, when there is one."""
+    candidate = Path(manifest).parent / ATTRIBUTES
+    return candidate if candidate.is_file() else None
+
+
 def read_attributes(path: str | Path) -> dict[str, ClipAttributes]:
     """Read attributes.jsonl (or the folder holding it): {video_id: ClipAttributes}."""
     path = Path(path)
     if path.is_dir():
-        path = path / "attributes.jsonl"
+        path = path / ATTRIBUTES
     if not path.is_file():
         raise DatasetError(f"{path}: Shapes attributes file not found")
     clips: dict[str, ClipAttributes] = {}
@@ -327,99 +334,3 @@ def read_attributes(path: str | Path) -> dict[str, ClipAttributes]:
             raise DatasetError(f"{path}:{lineno}: malformed attributes line ({err})") from None
         clips[clip.video_id] = clip
     return clips
-
-
-# ---------------------------------------------------------------------------------------------
-# reading captions back
-
-
-_SHAPE_WORDS = {
-    "circle": "circle", "circles": "circle", "disc": "circle", "disk": "circle", "ball": "circle",
-    "dot": "circle", "square": "square", "squares": "square", "box": "square", "block": "square",
-    "triangle": "triangle", "triangles": "triangle",
-}
-_MOTION_WORDS = {
-    "left": "left", "leftward": "left", "leftwards": "left",
-    "right": "right", "rightward": "right", "rightwards": "right",
-    "up": "up", "upward": "up", "upwards": "up", "rises": "up", "rising": "up", "rise": "up",
-    "ascends": "up", "ascending": "up", "climbs": "up", "climbing": "up",
-    "down": "down", "downward": "down", "downwards": "down", "falls": "down", "falling": "down",
-    "fall": "down", "descends": "down", "descending": "down", "drops": "down", "sinks": "down",
-    "grows": "grows", "grow": "grows", "growing": "grows", "bigger": "grows", "larger": "grows",
-    "expands": "grows", "expanding": "grows", "enlarges": "grows", "swells": "grows",
-    "shrinks": "shrinks", "shrink": "shrinks", "shrinking": "shrinks", "smaller": "shrinks",
-    "contracts": "shrinks", "contracting": "shrinks",
-}
-_DESTINATION = re.compile(r"\b(?:to|toward|towards)\s+(?:the\s+)?(left|right|top|bottom)\b")
-_SIDE_TO_MOTION = {"left": "left", "right": "right", "top": "up", "bottom": "down"}
-_OBJECT_SEPARATOR = re.compile(r"\s*(?:\band\b|\bwhile\b|,|;)\s*")
-
-Triple = tuple[str | None, str | None, str | None]
-
-
-def _parse_part(text: str) -> Triple:
-    words = re.findall(r"[a-z]+", text)
-    colour = next((w for w in words if w in COLOURS), None)
-    shape = next((_SHAPE_WORDS[w] for w in words if w in _SHAPE_WORDS), None)
-    destination = _DESTINATION.search(text)
-    if destination:
-        motion = _SIDE_TO_MOTION[destination.group(1)]
-    else:
-        motion = next((_MOTION_WORDS[w] for w in words if w in _MOTION_WORDS), None)
-    return colour, shape, motion
-
-
-def parse_caption(text: str) -> list[Triple]:
-    """(colour, shape, motion) of each object a caption describes, None where it says nothing.
-
-    Objects are separated by "and", "while", commas or semicolons; a piece that names no colour
-    and no shape ("... gets bigger and bigger") belongs to the object before it. Destinations win
-    over other direction words ("from right to left" is left).
-    """
-    objects: list[Triple] = []
-    for part in _OBJECT_SEPARATOR.split(text.lower()):
-        colour, shape, motion = _parse_part(part)
-        if colour is None and shape is None and objects:
-            c, s, m = objects[-1]
-            objects[-1] = (c, s, m or motion)
-        elif colour or shape or motion:
-            objects.append((colour, shape, motion))
-    return objects
-
-
-def _agreement(obj: ShapeObject, guess: Triple | None) -> tuple[bool, bool, bool]:
-    if guess is None:
-        return False, False, False
-    return guess[0] == obj.colour, guess[1] == obj.shape, guess[2] == obj.motion
-
-
-def attribute_accuracy(predictions: Mapping[str, str], attributes: Mapping[str, ClipAttributes]
-                       ) -> dict[str, dict[str, Any]]:
-    """Colour, shape, motion and all-three accuracy of predicted captions, per object.
-
-    Rule: of a clip with K objects, the first K objects its caption names are matched one-to-one
-    to the true objects so that the number of agreeing attributes is largest (a caption naming
-    extra objects gains nothing from them); a true object left unmatched is wrong on everything.
-    Objects are grouped by their own (colour, shape) pair: "seen" or "held_out". Rates are None
-    when a group is empty; `n` counts objects.
-    """
-    tallies = {group: dict.fromkeys(("colour", "shape", "motion", "all", "n"), 0)
-               for group in ("seen", "held_out")}
-    for video_id, caption in predictions.items():
-        clip = attributes.get(video_id)
-        if clip is None:
-            raise MetricsError(f"prediction for {video_id!r}, which has no Shapes attributes")
-        guesses: list[Triple | None] = list(parse_caption(caption)[:len(clip.objects)])
-        guesses += [None] * (len(clip.objects) - len(guesses))
-        best = max(itertools.permutations(guesses), key=lambda order: sum(
-            sum(_agreement(o, g)) for o, g in zip(clip.objects, order)))
-        for obj, guess in zip(clip.objects, best):
-            colour, shape, motion = _agreement(obj, guess)
-            tally = tallies["held_out" if (obj.colour, obj.shape) in HELD_OUT_PAIRS else "seen"]
-            tally["n"] += 1
-            tally["colour"] += colour
-            tally["shape"] += shape
-            tally["motion"] += motion
-            tally["all"] += colour and shape and motion
-    return {group: {key: (t[key] / t["n"] if t["n"] else None) if key != "n" else t["n"]
-                    for key in t} for group, t in tallies.items()}

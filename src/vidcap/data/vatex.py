@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vidcap.data.datasets import Annotations, Clip, VideoName, expand, keep_captions
+from vidcap.data.annotations import Annotations, Clip, VideoName, expand, keep_captions
 from vidcap.errors import DatasetError, ManifestError
 
 VIDEO_ID = re.compile(r"^(?P<ytid>.+)_(?P<start>\d{6})_(?P<end>\d{6})$")

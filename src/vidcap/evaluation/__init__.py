@@ -1,8 +1,3 @@
-"""Evaluation: coco-caption metrics (`score_captions`) and scoring of prediction files."""
-
-from vidcap.evaluation.metrics import METRIC_KEYS, Scores, clean_caption, score_captions
-from vidcap.evaluation.score import (format_table, load_predictions, load_references, match_ids,
-                                     score_files)
-
-__all__ = ["METRIC_KEYS", "Scores", "clean_caption", "score_captions", "format_table",
-           "load_predictions", "load_references", "match_ids", "score_files"]
+"""Evaluation: coco-caption scores (`score`, on the scorers of `metrics` and the Java tools of
+`java`), prediction and reference files (`formats`), evaluating a run (`evaluate`), and the Shapes
+analyses (`shapes`). Import from the submodules: this package's own import stays light."""

@@ -1,31 +1,34 @@
-"""Score prediction files against reference files (what `vidcap score` runs), and the paper table.
+"""Scoring captions: every entry point in one place.
 
-Predictions, one caption per video, as
-- `{"video_id": "caption", ...}` (vidcap's `predictions-<split>.json`; a one-element list is
-  accepted as the caption too),
-- a coco results list `[{"image_id" or "video_id": ..., "caption": ...}, ...]`,
-- or JSON Lines of such objects.
+- `score_captions`: `{video_id: caption}` against `{video_id: [references]}` -> `Scores` (clean,
+  PTB-tokenize, run the scorers of `vidcap.evaluation.metrics`);
+- `score_files`: a prediction file against a reference file (what `vidcap score` runs; formats
+  in `vidcap.evaluation.formats`);
+- `score_predictions`: a model's predictions against manifest records, with the Shapes attribute
+  accuracies when the set has them (what `vidcap evaluate`, validation and the demo run).
 
-References as
-- a vidcap manifest (JSON Lines, `vidcap.data.manifest`; `split` keeps one split),
-- a coco annotation file (`{"annotations": [{"image_id", "caption"}, ...], ...}`),
-- or `{"video_id": ["reference", ...], ...}`.
-
-Ids are compared as strings: coco's integer image ids become their decimal text.
+Captions are cleaned before anything else (`vidcap.text.clean_caption`): line breaks, control and
+format characters and METEOR's field separator `|||` become spaces. An empty prediction stays
+empty: it is scored as a caption with no words (zero on every metric for its video, and its
+references still count in BLEU's brevity penalty), and a warning says how many there were.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
+import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vidcap.data.manifest import VideoRecord, references
 from vidcap.errors import MetricsError, VidcapError
-from vidcap.evaluation.metrics import METRIC_KEYS, Scores, describe_mismatch, score_captions
+from vidcap.evaluation.formats import load_predictions, load_references
+from vidcap.evaluation.java import find_java, ptb_tokenize
+from vidcap.evaluation.metrics import METRIC_KEYS, METRICS, Scores, Tokenized, run_scorers
+from vidcap.text import clean_caption
 
 log = logging.getLogger(__name__)
 
@@ -34,122 +37,120 @@ TABLE_NAMES = {"Bleu_1": "B@1", "Bleu_2": "B@2", "Bleu_3": "B@3", "Bleu_4": "B@4
 """Column titles of the paper-style table."""
 
 
-def normalize_id(value: Any, where: str) -> str:
-    """A video or image id as a string (coco's integer ids become decimal text)."""
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise MetricsError(f"{where}: an id must be a string or an integer, got {value!r}")
-    text = str(value).strip()
-    if not text:
-        raise MetricsError(f"{where}: empty id")
-    return text
+# ---------------------------------------------------------------------------------------------
+# captions
 
 
-def _read_json(path: Path, what: str) -> tuple[Any, str]:
-    """(decoded JSON or None when the file is JSON Lines, raw text)."""
-    if not path.is_file():
-        raise MetricsError(f"{path}: {what} file not found")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise MetricsError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
-    try:
-        return json.loads(text), text
-    except json.JSONDecodeError as err:
-        if err.msg == "Extra data":  # several JSON values: JSON Lines
-            return None, text
-        raise MetricsError(f"{path}: not valid JSON (line {err.lineno}: {err.msg})") from None
+def describe_mismatch(predictions: Sequence[str], references: Sequence[str], shown: int = 3
+                      ) -> list[str]:
+    """Sentences counting and naming ids only predicted / only referenced ([] when they match)."""
+    preds, refs = set(predictions), set(references)
+    problems = []
+    for ids, what in ((sorted(preds - refs, key=_natural), "prediction(s) have no references"),
+                      (sorted(refs - preds, key=_natural), "video(s) with references have no "
+                                                           "prediction")):
+        if ids:
+            named = ", ".join(repr(i) for i in ids[:shown]) + (", ..." if len(ids) > shown else "")
+            problems.append(f"{len(ids)} {what} ({named})")
+    return problems
 
 
-def _json_lines(path: Path, text: str) -> list[Any]:
-    items = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            try:
-                items.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise MetricsError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
-    return items
+def _natural(text: str) -> list[object]:
+    """Sort key that puts video2 before video10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
-def _caption_of(entry: dict, where: str) -> str:
-    caption = entry.get("caption")
-    if not isinstance(caption, str):
-        raise MetricsError(f"{where}: `caption` must be a string, got {caption!r}")
-    return caption
+def _chosen_metrics(metrics: Sequence[str] | None) -> tuple[str, ...]:
+    chosen = tuple(METRICS if metrics is None else metrics)
+    unknown = sorted(set(chosen) - set(METRICS))
+    if unknown:
+        raise MetricsError(f"unknown metric(s) {unknown}; known: {', '.join(METRICS)}")
+    return chosen
 
 
-def load_predictions(path: str | Path) -> dict[str, str]:
-    """`{video_id: caption}` from a prediction file in any of the module's formats."""
-    path = Path(path)
-    data, text = _read_json(path, "predictions")
-    if data is None:
-        data = _json_lines(path, text)
-    predictions: dict[str, str] = {}
-    if isinstance(data, dict):
-        for key, value in data.items():
-            vid = normalize_id(key, f"{path}: key {key!r}")
-            if isinstance(value, list) and len(value) == 1:
-                value = value[0]
-            if not isinstance(value, str):
-                raise MetricsError(f"{path}: the prediction for {key!r} must be one caption "
-                                   f"(a string), got {value!r:.80}")
-            predictions[vid] = value
-    elif isinstance(data, list):
-        for i, entry in enumerate(data):
-            where = f"{path}: entry {i}"
-            if not isinstance(entry, dict):
-                raise MetricsError(f"{where}: expected an object with an id and a `caption`")
-            key = next((k for k in ("video_id", "image_id") if k in entry), None)
-            if key is None:
-                raise MetricsError(f"{where}: no `video_id` or `image_id`")
-            vid = normalize_id(entry[key], where)
-            if vid in predictions:
-                raise MetricsError(f"{where}: a second prediction for {vid!r} (one caption per "
-                                   f"video is scored)")
-            predictions[vid] = _caption_of(entry, where)
-    else:
-        raise MetricsError(f"{path}: expected a JSON object or list of predictions")
-    if not predictions:
-        raise MetricsError(f"{path}: no predictions")
-    return predictions
+def _clean(predictions: Mapping[str, str], references: Mapping[str, Sequence[str]]
+           ) -> tuple[dict[str, list[str]], dict[str, list[str]], int]:
+    """(cleaned hypotheses, cleaned non-empty references, empty predictions), ids as strings;
+    MetricsError when the ids differ, or a caption is not text, or a video has no reference."""
+    preds = {str(k): v for k, v in predictions.items()}
+    refs = {str(k): v for k, v in references.items()}
+    problems = describe_mismatch(list(preds), list(refs))
+    if problems:
+        raise MetricsError("predictions and references differ: " + "; ".join(problems))
+    if not preds:
+        raise MetricsError("nothing to score: no predictions")
+    hyps_clean: dict[str, list[str]] = {}
+    refs_clean: dict[str, list[str]] = {}
+    for vid in refs:
+        caption = preds[vid]
+        if not isinstance(caption, str):
+            raise MetricsError(f"the prediction for {vid!r} is not a string: {caption!r}")
+        hyps_clean[vid] = [clean_caption(caption)]
+        if isinstance(refs[vid], str) or not all(isinstance(r, str) for r in refs[vid]):
+            raise MetricsError(f"the references of {vid!r} must be a list of strings")
+        refs_clean[vid] = [c for c in (clean_caption(r) for r in refs[vid]) if c]
+        if not refs_clean[vid]:
+            raise MetricsError(f"video {vid!r} has no non-empty reference caption")
+    empty = sum(not h[0] for h in hyps_clean.values())
+    return hyps_clean, refs_clean, empty
 
 
-def load_references(path: str | Path, split: str | None = None) -> dict[str, list[str]]:
-    """`{video_id: [reference, ...]}` from a manifest (of `split` when given), a coco annotation
-    file or a `{video_id: [references]}` JSON object."""
-    from vidcap.data.manifest import read_manifest, references
+def _tokenize(hyps: dict[str, list[str]], refs: dict[str, list[str]]
+              ) -> tuple[Tokenized, Tokenized]:
+    """PTB-tokenize references and hypotheses in one run of the tokenizer."""
+    tokenized = ptb_tokenize({**{f"r{v}": c for v, c in refs.items()},
+                              **{f"h{v}": c for v, c in hyps.items()}})
+    gts = {v: tokenized[f"r{v}"] for v in refs}
+    res = {v: tokenized[f"h{v}"] for v in refs}
+    if not any(w for refs_v in gts.values() for r in refs_v for w in r.split()):
+        raise MetricsError("the references hold no words after tokenization")
+    return gts, res
 
-    path = Path(path)
-    data, _ = _read_json(path, "references")
-    is_manifest = data is None or (isinstance(data, dict) and "video_id" in data
-                                   and "captions" in data)  # JSON Lines (one line or more)
-    if is_manifest:
-        refs = references(read_manifest(path, split))
-        if not refs:
-            raise MetricsError(f"{path}: no videos in split {split!r}")
-        return refs
-    if split is not None:
-        raise MetricsError(f"{path}: --split applies to a vidcap manifest; this is a JSON file "
-                           f"without splits")
-    refs: dict[str, list[str]] = {}
-    if isinstance(data, dict) and isinstance(data.get("annotations"), list):  # coco annotations
-        for i, entry in enumerate(data["annotations"]):
-            where = f"{path}: annotations[{i}]"
-            if not isinstance(entry, dict) or "image_id" not in entry:
-                raise MetricsError(f"{where}: expected an object with `image_id` and `caption`")
-            vid = normalize_id(entry["image_id"], where)
-            refs.setdefault(vid, []).append(_caption_of(entry, where))
-    elif isinstance(data, dict):
-        for key, value in data.items():
-            if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
-                raise MetricsError(f"{path}: the references of {key!r} must be a list of strings")
-            refs[normalize_id(key, f"{path}: key {key!r}")] = list(value)
-    else:
-        raise MetricsError(f"{path}: expected a manifest, a coco annotation file or "
-                           f"{{video_id: [references]}}")
-    if not refs:
-        raise MetricsError(f"{path}: no references")
-    return refs
+
+def score_captions(predictions: Mapping[str, str], references: Mapping[str, Sequence[str]], *,
+                   per_video: bool = False, metrics: Sequence[str] | None = None) -> Scores:
+    """coco-caption scores of `{video_id: caption}` against `{video_id: [reference, ...]}`.
+
+    Both must hold the same ids (MetricsError counting and naming the differences otherwise;
+    `match_ids` keeps the common ones). `metrics` picks among `METRICS` (default all). CIDEr's
+    IDF comes from the references of the set being scored (see `vidcap.evaluation.metrics`).
+    """
+    find_java()  # fail first, in one sentence, where there is no Java runtime
+    chosen = _chosen_metrics(metrics)
+    hyps, refs, empty = _clean(predictions, references)
+    if empty:
+        log.warning("%d of %d predictions are empty; each scores as a caption with no words",
+                    empty, len(refs))
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+    gts, res = _tokenize(hyps, refs)
+    seconds["tokenize"] = time.perf_counter() - clock
+    ids = list(refs)
+    corpus, video_scores, stats = run_scorers(ids, gts, res, chosen, seconds)
+    table = None
+    if per_video:
+        table = {vid: {k: video_scores[k][i] for k in corpus} for i, vid in enumerate(ids)}
+    return Scores(corpus=corpus, num_videos=len(ids), per_video=table, bleu_stats=stats,
+                  seconds=seconds, empty_predictions=empty)
+
+
+def score_predictions(predictions: dict[str, str], records: Sequence[VideoRecord], *,
+                      attributes_file: Path | None = None,
+                      scorers: Sequence[str] | None = None) -> dict[str, Any]:
+    """coco-caption scores (fractions, coco key names) of a model's predictions against the
+    manifest records they caption and, for Shapes, the attribute accuracies."""
+    refs = {k: v for k, v in references(records).items() if k in predictions}
+    scores: dict[str, Any] = dict(score_captions(predictions, refs, metrics=scorers).corpus)
+    if attributes_file is not None and attributes_file.is_file():
+        from vidcap.data.shapes import read_attributes
+        from vidcap.evaluation.shapes import attribute_accuracy
+
+        scores["attributes"] = attribute_accuracy(predictions, read_attributes(attributes_file))
+    return scores
+
+
+# ---------------------------------------------------------------------------------------------
+# files
 
 
 @dataclass
@@ -220,16 +221,6 @@ def format_table(scores: Scores, label: str | None = None) -> str:
     row = f"{cell:<10}" + "".join(f"{100 * scores.corpus[k]:>{w + 2}.1f}"
                                   for k, w in zip(keys, widths))
     return head + "\n" + row
-
-
-def write_json(data: Any, path: str | Path) -> Path:
-    """Write JSON (atomically: a temporary file, then rename); creates the folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
 
 
 def scores_json(scores: Scores) -> dict[str, float]:

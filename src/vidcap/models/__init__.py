@@ -7,8 +7,8 @@ from vidcap.models.encoder import VideoEncoder, VideoFeatures
 from vidcap.models.mapper import Mapper
 from vidcap.models.mffcl import COMPONENTS, MFFCL, ContrastiveHead
 from vidcap.models.text_encoder import TextEncoder
-from vidcap.models.tokenizer import load_tokenizer, normalize_caption, train_caption_tokenizer
+from vidcap.models.tokenizer import load_tokenizer, train_caption_tokenizer
 
 __all__ = ["MFFCL", "VideoFeatures", "VideoEncoder", "TextEncoder", "ContrastiveHead", "Mapper",
-           "CaptionDecoder", "COMPONENTS", "load_tokenizer", "normalize_caption",
+           "CaptionDecoder", "COMPONENTS", "load_tokenizer",
            "train_caption_tokenizer"]

@@ -24,7 +24,8 @@ from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel, PreTrain
 from vidcap.config import DecoderConfig, GenerateConfig
 from vidcap.errors import ConfigError
 from vidcap.losses import IGNORE_INDEX, caption_loss
-from vidcap.models.tokenizer import decode_captions, normalize_caption
+from vidcap.models.tokenizer import decode_captions
+from vidcap.text import normalize_caption
 
 log = logging.getLogger(__name__)
 

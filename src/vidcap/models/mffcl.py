@@ -5,14 +5,15 @@
     caption: mapper(cls or tokens) -> prefix (B,tau,Dlm) -decoder->   cross-entropy, eq. 2
     decode:  decoder.generate(prefix)                                 greedy / beam / sample
 
-A saved model (`save`) is a folder that loads with no network (HF_HUB_OFFLINE=1) from itself alone:
+A saved model (`save`) is a set of files (`ModelFiles`) that loads with no network
+(HF_HUB_OFFLINE=1), given the `model` and `video` config sections it was built from; the run
+directory (`vidcap.runs`) names the files and keeps the config beside them:
 
-    config.yaml          `model` and `video` sections (other sections of a run's config.yaml kept)
-    model.safetensors    every weight, GPT-2's tied lm_head once; the text encoder's only if it
-                         is trainable (see below)
-    tokenizer/           the caption tokenizer (save_pretrained)
-    encoder/config.json  decoder/config.json   the HF configs the sub-models are rebuilt from
-    text_encoder/        its config and tokenizer (small; weights per the rule below)
+    weights        every weight, GPT-2's tied lm_head once; the text encoder's only if it is
+                   trainable (see below)
+    tokenizer      the caption tokenizer (save_pretrained)
+    encoder, decoder   the HF configs the sub-models are rebuilt from
+    text_encoder   its config and tokenizer (small; weights per the rule below)
 
 The text encoder is only needed by the align stage. A frozen pretrained one never changes, so its
 weights are not copied (90 MB for MiniLM, 440 MB for BERT-base): `load` reloads them from
@@ -29,16 +30,13 @@ import logging
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
-import yaml
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from transformers import GPT2Config, PreTrainedTokenizerFast, TimesformerConfig
 
-from vidcap.config import (ContrastiveConfig, GenerateConfig, ModelConfig, VideoConfig,
-                           from_dict, to_dict)
+from vidcap.config import ContrastiveConfig, GenerateConfig, ModelConfig, VideoConfig
 from vidcap.errors import ConfigError, RunError
 from vidcap.losses import contrastive_loss
 from vidcap.models.decoder import CaptionDecoder
@@ -46,14 +44,35 @@ from vidcap.models.encoder import VideoEncoder, VideoFeatures
 from vidcap.models.mapper import Mapper
 from vidcap.models.text_encoder import TextEncoder, text_hidden_size
 from vidcap.models.tokenizer import load_tokenizer, train_caption_tokenizer
+from vidcap.models.weights import load_weights, read_weights, save_weights
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MFFCL", "VideoFeatures", "ContrastiveHead", "COMPONENTS"]
+__all__ = ["MFFCL", "VideoFeatures", "ContrastiveHead", "COMPONENTS", "ModelFiles"]
 
 COMPONENTS = ("encoder", "text_encoder", "contrastive", "mapper", "decoder")
-WEIGHTS, CONFIG, TOKENIZER = "model.safetensors", "config.yaml", "tokenizer"
 MIN_TEMPERATURE = 0.01  # CLIP's bound on a learned temperature
+
+
+class ModelFiles(NamedTuple):
+    """Where the files of a saved model lie (`vidcap.runs.RunLayout.model_files` names them)."""
+
+    weights: Path
+    """safetensors file of the weights."""
+    tokenizer: Path
+    """Folder of the caption tokenizer."""
+    encoder: Path
+    """Folder of the TimeSformer's HF config."""
+    decoder: Path
+    """Folder of GPT-2's HF config."""
+    text_encoder: Path
+    """Folder of the text encoder's config and tokenizer."""
+
+    def missing(self) -> list[Path]:
+        """The files `MFFCL.load` needs that are not there."""
+        needed = (self.weights, self.tokenizer, self.encoder / "config.json",
+                  self.decoder / "config.json")
+        return [p for p in needed if not p.exists()]
 
 
 class ContrastiveHead(nn.Module):
@@ -151,81 +170,58 @@ class MFFCL(nn.Module):
         te = self.cfg.text_encoder
         return self.text_encoder is not None and (te.trainable or te.pretrained is None)
 
-    def save(self, directory: str | Path) -> None:
-        """Write the model folder described in the module docstring (rank 0 only, in DDP)."""
-        folder = Path(directory)
-        folder.mkdir(parents=True, exist_ok=True)
+    def save(self, files: ModelFiles) -> None:
+        """Write the model's files (rank 0 only, in DDP); the config is the caller's to keep."""
         skip = () if self._saves_text_encoder() else ("text_encoder",)
-        tmp = folder / (WEIGHTS + ".tmp")
-        save_file(unique_weights(self, skip), str(tmp), metadata={
+        save_weights(self, files.weights, skip=skip, metadata={
             "format": "pt", "text_encoder": "saved" if not skip else "from-pretrained"})
-        tmp.replace(folder / WEIGHTS)
-        config_file = folder / CONFIG
-        data = yaml.safe_load(config_file.read_text()) or {} if config_file.is_file() else {}
-        data.update(model=to_dict(self.cfg), video=to_dict(self.video_cfg))
-        config_file.write_text(yaml.safe_dump(data, sort_keys=False))
-        self.tokenizer.save_pretrained(str(folder / TOKENIZER))
-        self.encoder.model.config.save_pretrained(str(folder / "encoder"))
-        self.decoder.model.config.save_pretrained(str(folder / "decoder"))
+        self.tokenizer.save_pretrained(str(files.tokenizer))
+        self.encoder.model.config.save_pretrained(str(files.encoder))
+        self.decoder.model.config.save_pretrained(str(files.decoder))
         if self.text_encoder is not None:
-            self.text_encoder.save_files(folder / "text_encoder")
+            self.text_encoder.save_files(files.text_encoder)
 
     @classmethod
-    def load(cls, directory: str | Path, *, device: str | torch.device = "cpu",
-             with_text_encoder: bool | None = None) -> "MFFCL":
-        """A model saved by `save`, from its folder alone. `with_text_encoder`: None loads it when
-        it can (saved weights, or a pretrained source that loads offline) and goes without it
-        otherwise; True requires it; False leaves it out."""
-        folder = Path(directory)
-        for needed in (CONFIG, WEIGHTS, TOKENIZER, "encoder/config.json", "decoder/config.json"):
-            if not (folder / needed).exists():
-                raise RunError(f"{folder / needed}: missing, so {folder} is not a saved model")
-        data = yaml.safe_load((folder / CONFIG).read_text()) or {}
-        if "model" not in data:
-            raise RunError(f"{folder / CONFIG}: no `model` section")
-        cfg = from_dict(ModelConfig, data["model"], prefix="model")
-        video_cfg = from_dict(VideoConfig, data.get("video", {}), prefix="video")
-        weights = load_file(str(folder / WEIGHTS))
-        tokenizer = load_tokenizer(folder / TOKENIZER)
+    def load(cls, files: ModelFiles, cfg: ModelConfig, video_cfg: VideoConfig, *,
+             device: str | torch.device = "cpu", with_text_encoder: bool | None = None
+             ) -> "MFFCL":
+        """A model saved by `save`, from its files and the config it was built from.
+        `with_text_encoder`: None loads it when it can (saved weights, or a pretrained source
+        that loads offline) and goes without it otherwise; True requires it; False leaves it out."""
+        missing = files.missing()
+        if missing:
+            raise RunError(f"{missing[0]}: missing, so the model cannot be loaded")
+        weights = read_weights(files.weights)
+        tokenizer = load_tokenizer(files.tokenizer)
         encoder = VideoEncoder(cfg.encoder, video_cfg,
-                               hf_config=TimesformerConfig.from_pretrained(str(folder / "encoder")))
+                               hf_config=TimesformerConfig.from_pretrained(str(files.encoder)))
         decoder = CaptionDecoder(cfg.decoder, tokenizer,
-                                 hf_config=GPT2Config.from_pretrained(str(folder / "decoder")))
-        text_encoder = cls._load_text_encoder(cfg, folder, weights, with_text_encoder)
+                                 hf_config=GPT2Config.from_pretrained(str(files.decoder)))
+        text_encoder = cls._load_text_encoder(cfg, files, weights, with_text_encoder)
         if text_encoder is None:  # saved text-encoder weights, not wanted this time
             weights = {k: v for k, v in weights.items() if not k.startswith("text_encoder.")}
+        if "contrastive.text_proj.weight" not in weights:
+            raise RunError(f"{files.weights}: no contrastive head (not an MFFCL model's weights)")
         text_dim = weights["contrastive.text_proj.weight"].shape[1]
         model = cls._assemble(cfg, video_cfg, encoder, text_encoder, text_dim, decoder)
-        model._load_weights(weights, folder / WEIGHTS)
+        load_weights(model, weights, files.weights, may_lack=("text_encoder",))
         return model.to(device).eval()
 
     @staticmethod
-    def _load_text_encoder(cfg: ModelConfig, folder: Path, weights: dict[str, Tensor],
+    def _load_text_encoder(cfg: ModelConfig, files: ModelFiles, weights: dict[str, Tensor],
                            wanted: bool | None) -> TextEncoder | None:
         if wanted is False:
             return None
         if any(k.startswith("text_encoder.") for k in weights):  # trained: rebuilt, weights below
-            return TextEncoder(cfg.text_encoder, saved=folder / "text_encoder")
+            return TextEncoder(cfg.text_encoder, saved=files.text_encoder)
         try:
             return TextEncoder(cfg.text_encoder)
         except ConfigError as err:
             if wanted:
                 raise
             log.info("loading %s without its text encoder (captioning does not need it): %s",
-                     folder, err)
+                     files.weights.parent, err)
             return None
-
-    def _load_weights(self, weights: dict[str, Tensor], file: Path) -> None:
-        result = self.load_state_dict(weights, strict=False)
-        if result.unexpected_keys:
-            raise RunError(f"{file}: weights do not fit the saved config (unexpected "
-                           f"{', '.join(result.unexpected_keys[:3])})")
-        frozen_text = not any(k.startswith("text_encoder.") for k in weights)
-        expected = set(unique_weights(self, ("text_encoder",) if frozen_text else ()))
-        lacking = sorted(expected - set(weights))
-        if lacking:
-            raise RunError(f"{file}: lacks {len(lacking)} weights of this model "
-                           f"(e.g. {', '.join(lacking[:3])})")
 
     # -- the parts ------------------------------------------------------------------------------
 
@@ -241,11 +237,9 @@ class MFFCL(nn.Module):
         """Train the named components and freeze the rest; `decoder.trainable: false` and a text
         encoder with `trainable: false` stay frozen even when named. Returns the trainable
         parameters (what the optimiser gets)."""
-        names = set(names)
-        vetoed = {n for n, ok in (("decoder", self.cfg.decoder.trainable),
-                                  ("text_encoder", self.cfg.text_encoder.trainable)) if not ok}
+        allowed = set(names) - self.cfg.never_trainable()
         for name in COMPONENTS:
-            self.component(name).requires_grad_(name in names - vetoed)
+            self.component(name).requires_grad_(name in allowed)
         self.train(self.training)  # a frozen text encoder goes back to eval mode
         return [p for p in self.parameters() if p.requires_grad]
 
@@ -305,20 +299,3 @@ class MFFCL(nn.Module):
         finally:
             self.train(was_training)
         return captions
-
-
-def unique_weights(model: nn.Module, skip: Iterable[str] = ()) -> dict[str, Tensor]:
-    """The state dict on the CPU minus components in `skip` and minus tied duplicates (GPT-2's
-    lm_head.weight is wte.weight: kept once, under the first name)."""
-    skip = tuple(skip)
-    seen: set[tuple[int, tuple[int, ...]]] = set()
-    out = {}
-    for key, tensor in model.state_dict().items():
-        if key.split(".", 1)[0] in skip:
-            continue
-        ident = (tensor.data_ptr(), tuple(tensor.shape))
-        if tensor.numel() and ident in seen:
-            continue
-        seen.add(ident)
-        out[key] = tensor.detach().to("cpu").contiguous()
-    return out

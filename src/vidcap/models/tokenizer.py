@@ -5,32 +5,27 @@ is saved and loaded with `save_pretrained` / `from_pretrained` like any other (t
 an *empty* tokenizer from `GPT2Tokenizer(vocab_file=..., merges_file=...)`, hence no vocab/merges
 files). It has `<pad>`, `<bos>` and `<eos>`; byte-level means no word is ever unknown.
 
-Captions go through `normalize_caption` before any tokenizer sees them: Unicode NFKC, whitespace
-collapsed and stripped, lower-cased unless `lowercase=False`. Video-captioning references are
-short lower-case sentences and coco-caption's PTB tokenizer lower-cases before scoring, so
-lower-casing the targets loses nothing that is scored and halves the vocabulary a small BPE needs.
+Captions go through `vidcap.text.normalize_caption` before any tokenizer sees them: Unicode NFKC,
+whitespace collapsed and stripped, lower-cased unless `lowercase=False`. Video-captioning
+references are short lower-case sentences and coco-caption's PTB tokenizer lower-cases before
+scoring, so lower-casing the targets loses nothing that is scored and halves the vocabulary a
+small BPE needs.
 """
 
 from __future__ import annotations
 
 import logging
-import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from vidcap.errors import ConfigError
+from vidcap.text import normalize_caption
 
 log = logging.getLogger(__name__)
 
 PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
-
-
-def normalize_caption(text: str, *, lowercase: bool = True) -> str:
-    """NFKC, single spaces, no leading or trailing space, lower case (unless asked not to)."""
-    text = " ".join(unicodedata.normalize("NFKC", text).split())
-    return text.lower() if lowercase else text
 
 
 def train_caption_tokenizer(captions: Iterable[str], vocab_size: int, *,

@@ -1,4 +1,5 @@
-"""Torch datasets over a manifest: decoded (and optionally cached) frames, captions, bad files skipped.
+"""Torch datasets of clips over a manifest: decoded (and optionally cached) frames, captions, bad
+files skipped; their collate function and the resumable sampler of training.
 
 A sample whose video cannot be read comes back with `pixels=None` and the error; the collate
 function drops it and the training loop counts it, so one bad file never stops an epoch.
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +23,7 @@ from torch.utils.data import Dataset, DistributedSampler
 from vidcap.config import VideoConfig
 from vidcap.data.manifest import VideoRecord
 from vidcap.errors import VideoError
+from vidcap.files import atomic_path
 from vidcap.video import crop_frames, normalize_frames, read_frames
 
 log = logging.getLogger(__name__)
@@ -81,11 +82,8 @@ class FrameCache:
             return None
 
     def put(self, record: VideoRecord, frames: np.ndarray) -> None:
-        file = self._file(record)
-        file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_name(f"{file.stem}.{os.getpid()}.tmp.npy")
-        np.save(tmp, frames)
-        os.replace(tmp, file)
+        with atomic_path(self._file(record)) as tmp:
+            np.save(tmp, frames)
 
 
 class ClipDataset(Dataset[Sample]):

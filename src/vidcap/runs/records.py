@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
 
-METRICS = "metrics.jsonl"
+from vidcap.files import atomic_path, write_lines
+from vidcap.runs.layout import RunLayout
 
 
 class MetricsLog:
     """Appends JSON lines; only the main process writes (others hold a disabled log)."""
 
     def __init__(self, run_dir: str | Path, *, enabled: bool = True) -> None:
-        self.file = Path(run_dir) / METRICS
+        self.file = RunLayout(Path(run_dir)).metrics
         self.enabled = enabled
 
     def write(self, **fields: Any) -> None:
@@ -32,9 +32,7 @@ class MetricsLog:
             return
         kept = [line for line in self.file.read_text().splitlines()
                 if line.strip() and _position(json.loads(line)) <= (stage_index, step)]
-        tmp = self.file.with_name(METRICS + ".tmp")
-        tmp.write_text("".join(line + "\n" for line in kept))
-        os.replace(tmp, self.file)
+        write_lines(self.file, kept)
 
 
 def _position(line: dict[str, Any]) -> tuple[int, int]:
@@ -42,7 +40,7 @@ def _position(line: dict[str, Any]) -> tuple[int, int]:
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    file = Path(run_dir) / METRICS
+    file = RunLayout(Path(run_dir)).metrics
     if not file.is_file():
         return []
     return [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
@@ -81,7 +79,8 @@ def plot_curves(run_dir: str | Path, *, metric: str = "CIDEr") -> Path | None:
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    out = Path(run_dir) / "curves.png"
-    fig.savefig(out, dpi=110)
+    out = RunLayout(Path(run_dir)).curves
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
     return out

@@ -18,10 +18,12 @@ from typing import Any
 
 from vidcap.config import load_config
 from vidcap.data.manifest import read_manifest
-from vidcap.data.shapes import ShapesSpec, prepare_shapes, read_attributes
+from vidcap.data.shapes import ClipAttributes, ShapesSpec, prepare_shapes, read_attributes
 from vidcap.evaluation.evaluate import evaluate_run
-from vidcap.training.checkpoint import CheckpointManager
-from vidcap.training.loop import Trainer, train
+from vidcap.files import write_json
+from vidcap.runs.checkpoints import CheckpointManager
+from vidcap.runs.layout import RunLayout
+from vidcap.training.trainer import train
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +71,9 @@ def run_demo(out: str | Path = "runs/demo", *, preset: str = "shapes-tiny",
 
     cfg = load_config(preset, [f"data.manifest={manifest}", f"data.cache_dir={out / 'cache'}",
                                *overrides])
-    resume = bool(CheckpointManager(out).list()) and not Trainer.finished(out)
-    if Trainer.finished(out) or not resume:
+    run = RunLayout(out)
+    resume = bool(CheckpointManager(run).list()) and not run.is_finished()
+    if run.is_finished() or not resume:
         _clear_finished_run(out)
     started = time.perf_counter()
     train(cfg, out, resume=resume)
@@ -80,33 +83,26 @@ def run_demo(out: str | Path = "runs/demo", *, preset: str = "shapes-tiny",
     scores = evaluate_run(out, split=cfg.data.test_split)
     seconds["evaluate"] = time.perf_counter() - started
 
-    predictions = json.loads((out / f"predictions-{cfg.data.test_split}.json").read_text())
-    attributes = read_attributes(shapes_dir / "attributes.jsonl")
+    predictions = json.loads(run.predictions(cfg.data.test_split).read_text())
+    attributes = read_attributes(shapes_dir)
     records = read_manifest(manifest, cfg.data.test_split)
     samples = _pick_samples(records, predictions, attributes, num_samples)
     scores["seconds"] = {k: round(v, 1) for k, v in seconds.items()}
-    (out / f"scores-{cfg.data.test_split}.json").write_text(json.dumps(scores, indent=2))
+    write_json(run.scores(cfg.data.test_split), scores)
     return DemoResult(out, scores, samples, seconds)
 
 
-def _pick_samples(records, predictions: dict[str, str], attributes: dict, count: int
-                  ) -> list[DemoSample]:
+def _pick_samples(records, predictions: dict[str, str], attributes: dict[str, ClipAttributes],
+                  count: int) -> list[DemoSample]:
     """Half from seen (colour, shape) pairs, half from held-out pairs, in manifest order."""
     seen, held = [], []
     for record in records:
         if record.video_id not in predictions:
             continue
-        held_out = bool(_held_out(attributes.get(record.video_id)))
+        clip = attributes.get(record.video_id)
+        held_out = clip is not None and clip.held_out
         sample = DemoSample(record.video_id, held_out, predictions[record.video_id],
                             record.captions[:2])
         (held if held_out else seen).append(sample)
     half = count // 2
     return seen[:count - min(half, len(held))] + held[:half]
-
-
-def _held_out(attribute: Any) -> bool:
-    if attribute is None:
-        return False
-    if isinstance(attribute, dict):
-        return bool(attribute.get("held_out"))
-    return bool(getattr(attribute, "held_out", False))

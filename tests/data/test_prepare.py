@@ -1,4 +1,5 @@
-"""vidcap.data.datasets: finding video files, missing videos, captions-only manifests."""
+"""vidcap.data.prepare (and the readers' shared types): finding video files, missing videos,
+captions-only manifests."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from vidcap.cli import main
-from vidcap.data.datasets import (Clip, VideoName, index_videos, keep_captions, locate,
-                                  prepare_dataset, source_window)
+from vidcap.data.annotations import Clip, VideoName, keep_captions, source_window
+from vidcap.data.prepare import index_videos, locate, prepare_dataset
 from vidcap.data.manifest import read_manifest
 from vidcap.errors import DatasetError
 

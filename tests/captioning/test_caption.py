@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from vidcap.captioning import find_videos, vtt_text
+from vidcap.captioning.inputs import find_videos
+from vidcap.captioning.subtitles import vtt_text
 from vidcap.cli import main
 from vidcap.data.manifest import read_manifest
 

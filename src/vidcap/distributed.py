@@ -1,7 +1,9 @@
-"""torch.distributed set-up: one code path for 1 and N processes.
+"""torch.distributed helpers: one code path for 1 and N processes.
 
-`torchrun --nproc_per_node N -m vidcap train ...` sets RANK / WORLD_SIZE / LOCAL_RANK; a plain
-`vidcap train` runs as rank 0 of 1 without initialising a process group. NCCL on GPUs, gloo on CPUs.
+Shared by training (DDP, global-batch contrastive loss), evaluation and captioning (sharded over
+ranks, gathered at the end), so it sits below all of them. `torchrun --nproc_per_node N -m vidcap
+train ...` sets RANK / WORLD_SIZE / LOCAL_RANK; a plain `vidcap train` runs as rank 0 of 1 without
+initialising a process group. NCCL on GPUs, gloo on CPUs.
 """
 
 from __future__ import annotations
@@ -53,13 +55,23 @@ def setup_distributed(device: str = "auto") -> DistInfo:
     return DistInfo(rank, world_size, local_rank, chosen)
 
 
+def is_initialized() -> bool:
+    """Whether this process is part of a process group."""
+    return dist.is_available() and dist.is_initialized()
+
+
+def is_distributed() -> bool:
+    """Whether this process runs beside others (a process group of two or more)."""
+    return is_initialized() and dist.get_world_size() > 1
+
+
 def teardown_distributed() -> None:
-    if dist.is_available() and dist.is_initialized():
+    if is_initialized():
         dist.destroy_process_group()
 
 
 def barrier() -> None:
-    if dist.is_available() and dist.is_initialized():
+    if is_initialized():
         dist.barrier()
 
 
@@ -74,7 +86,7 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 def all_reduce_mean(value: float, device: torch.device) -> float:
     """Mean of a number over all processes (the number itself when alone)."""
-    if not (dist.is_available() and dist.is_initialized()):
+    if not is_initialized():
         return value
     tensor = torch.tensor([value], dtype=torch.float64, device=device)
     dist.all_reduce(tensor)
@@ -83,7 +95,7 @@ def all_reduce_mean(value: float, device: torch.device) -> float:
 
 def gather_objects(obj: Any) -> list[Any]:
     """Every process's `obj`, in rank order (a one-element list when alone)."""
-    if not (dist.is_available() and dist.is_initialized()):
+    if not is_initialized():
         return [obj]
     gathered: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, obj)
@@ -92,7 +104,7 @@ def gather_objects(obj: Any) -> list[Any]:
 
 def broadcast_object(obj: Any) -> Any:
     """Rank 0's `obj` on every process."""
-    if not (dist.is_available() and dist.is_initialized()):
+    if not is_initialized():
         return obj
     box = [obj]
     dist.broadcast_object_list(box, src=0)

@@ -1,0 +1,69 @@
+"""Writing files so that a reader never sees half of one.
+
+Every file vidcap writes (manifests, weights, checkpoints, predictions, scores, caches, videos) is
+written under a temporary name in its target folder and renamed into place: a process killed, or
+a disk that fills, mid-write leaves the old file (or none), never a truncated one. The temporary
+name keeps the extension, so writers that look at it (NumPy's `.npy`, FFmpeg's container guess)
+behave as for the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+def temporary_name(path: Path) -> Path:
+    """The name `path` is written under before the rename: hidden, unique to this process."""
+    return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path to write `path` through; on success it is flushed to disk and
+    renamed over `path`, on any failure it is removed and `path` is left as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_name(path)
+    try:
+        yield tmp
+        _fsync(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.is_file():
+            tmp.unlink()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write UTF-8 text atomically; creates the folder."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    """Write JSON atomically (two-space indent, UTF-8 as is, a final newline); creates the
+    folder."""
+    return write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_lines(path: str | Path, lines: Iterable[str]) -> Path:
+    """Write text lines (each gets a newline) atomically: JSON Lines files, lists."""
+    path = Path(path)
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as out:
+        for line in lines:
+            out.write(line + "\n")
+    return path

@@ -1,0 +1,73 @@
+"""Weights on disk: safetensors files written atomically, read with one check of what they hold.
+
+Every weights file vidcap writes (a run's model, a checkpoint, the best-on-validation copy) goes
+through `save_weights`, and every one it reads through `load_weights`, so a file is judged by
+one rule wherever it comes from: nothing the model does not have, and each component either
+complete or, where the caller allows it, absent (a frozen component whose weights come from
+elsewhere: the pretrained text encoder, or a part no stage trains).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from pathlib import Path
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from vidcap.errors import RunError
+from vidcap.files import atomic_path
+
+
+def unique_weights(model: nn.Module, skip: Iterable[str] = ()) -> dict[str, Tensor]:
+    """The state dict on the CPU minus components in `skip` and minus tied duplicates (GPT-2's
+    lm_head.weight is wte.weight: kept once, under the first name)."""
+    skip = tuple(skip)
+    seen: set[tuple[int, tuple[int, ...]]] = set()
+    out = {}
+    for key, tensor in model.state_dict().items():
+        if key.split(".", 1)[0] in skip:
+            continue
+        ident = (tensor.data_ptr(), tuple(tensor.shape))
+        if tensor.numel() and ident in seen:
+            continue
+        seen.add(ident)
+        out[key] = tensor.detach().to("cpu").contiguous()
+    return out
+
+
+def save_weights(model: nn.Module, file: str | Path, *, skip: Collection[str] = (),
+                 metadata: dict[str, str] | None = None) -> None:
+    """Write `unique_weights(model, skip)` to a safetensors file, atomically."""
+    with atomic_path(file) as tmp:
+        save_file(unique_weights(model, skip), str(tmp), metadata=metadata)
+
+
+def read_weights(file: str | Path) -> dict[str, Tensor]:
+    """The tensors of a safetensors file; RunError when it is missing or unreadable."""
+    file = Path(file)
+    if not file.is_file():
+        raise RunError(f"{file}: weights file not found")
+    try:
+        return load_file(str(file))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise RunError(f"{file}: not a readable safetensors file ({err})") from None
+
+
+def load_weights(model: nn.Module, weights: dict[str, Tensor], source: str | Path, *,
+                 may_lack: Collection[str] = ()) -> None:
+    """Copy `weights` into `model` after checking them: no tensor the model lacks, and every
+    component (first part of a key) either complete or wholly absent — absent only when named in
+    `may_lack` (it keeps the weights it has). `source` names the file in errors."""
+    result = model.load_state_dict(weights, strict=False)
+    if result.unexpected_keys:
+        raise RunError(f"{source}: weights do not fit this model (unexpected "
+                       f"{', '.join(result.unexpected_keys[:3])} ...)")
+    present = {k.split(".", 1)[0] for k in weights}
+    absent = {k.split(".", 1)[0] for k in model.state_dict()} - present
+    allowed = absent & set(may_lack)
+    lacking = [k for k in unique_weights(model, allowed) if k not in weights]
+    if lacking:
+        raise RunError(f"{source}: lacks {len(lacking)} weights of this model "
+                       f"(e.g. {', '.join(lacking[:3])})")

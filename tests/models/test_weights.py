@@ -1,0 +1,50 @@
+"""vidcap.models.weights: the one writer and the one check of weights files."""
+
+import pytest
+import torch
+from torch import nn
+
+from vidcap.errors import RunError
+from vidcap.models.weights import load_weights, read_weights, save_weights
+
+
+class Tied(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.decoder = nn.Embedding(10, 4)
+        self.head = nn.Linear(4, 10, bias=False)
+        self.head.weight = self.decoder.weight  # tied, as GPT-2's lm_head and wte
+        self.text_encoder = nn.Linear(4, 4)
+
+
+def test_weights_roundtrip_keeps_ties_and_skips_excluded_components(tmp_path):
+    torch.manual_seed(0)
+    source, target = Tied(), Tied()
+    file = tmp_path / "w.safetensors"
+    save_weights(source, file, skip={"text_encoder"})
+    assert set(read_weights(file)) == {"decoder.weight"}  # the tied head is stored once
+    frozen_before = target.text_encoder.weight.clone()
+    load_weights(target, read_weights(file), file, may_lack={"text_encoder"})
+    assert torch.equal(target.decoder.weight, source.decoder.weight)
+    assert target.head.weight is target.decoder.weight
+    assert torch.equal(target.text_encoder.weight, frozen_before)  # not in the file: kept
+    assert not list(tmp_path.glob(".*tmp*"))  # the temporary file was renamed away
+
+
+def test_a_component_absent_without_leave_is_an_error(tmp_path):
+    file = tmp_path / "w.safetensors"
+    save_weights(Tied(), file, skip={"text_encoder"})
+    with pytest.raises(RunError, match="lacks 2 weights"):
+        load_weights(Tied(), read_weights(file), file)
+
+
+def test_loading_weights_of_another_model_is_a_clear_error(tmp_path):
+    file = tmp_path / "w.safetensors"
+    save_weights(nn.Linear(2, 2), file)
+    with pytest.raises(RunError, match="do not fit"):
+        load_weights(Tied(), read_weights(file), file)
+    with pytest.raises(RunError, match="not found"):
+        read_weights(tmp_path / "missing.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(RunError, match="junk.safetensors: not a readable safetensors file"):
+        read_weights(tmp_path / "junk.safetensors")
