@@ -23,7 +23,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/vidcap demo
 
+# the layering first (import-linter contracts in pyproject.toml), then the suite
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 clean:
