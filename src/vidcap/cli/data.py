@@ -21,10 +21,29 @@ def _cmd_prepare_shapes(args: argparse.Namespace) -> int:
     from vidcap.data.manifest import read_manifest
     from vidcap.data.shapes import ShapesSpec, prepare_shapes
 
-    spec = ShapesSpec(size=args.size, seed=args.seed, pair_fraction=args.pair_fraction)
+    if args.long is not None:
+        return _prepare_long_shapes(args)
+    spec = ShapesSpec(size=args.size, seed=args.seed or 0, pair_fraction=args.pair_fraction)
     manifest = prepare_shapes(args.out, spec, videos=args.videos, splits=args.splits,
                               workers=args.workers)
     _print_stats(read_manifest(manifest), manifest)
+    return 0
+
+
+def _prepare_long_shapes(args: argparse.Namespace) -> int:
+    from vidcap.data.shapes_long import LONG_SEED, LongShapesSpec, prepare_long_shapes
+    from vidcap.evaluation.segments import read_long_truth
+
+    if args.videos is not None or args.splits is not None or args.pair_fraction:
+        raise VidcapError("--long makes long test videos: --videos, --splits and "
+                          "--pair-fraction do not apply")
+    spec = LongShapesSpec(size=args.size, seed=LONG_SEED if args.seed is None else args.seed,
+                          clips=args.clips)
+    path = prepare_long_shapes(args.out, spec, args.long, workers=args.workers)
+    videos = read_long_truth(path)
+    segments = [s for v in videos.values() for s in v.segments]
+    print(f"{path}\n{len(videos)} long videos, {len(segments)} segments "
+          f"({sum(s.held_out for s in segments)} of held-out pairs), seed {spec.seed}")
     return 0
 
 
@@ -55,6 +74,14 @@ def _splits(text: str) -> tuple[int, int, int]:
     return train, val, test
 
 
+def _clip_range(text: str) -> tuple[int, int]:
+    try:
+        low, high = (int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected MIN,MAX, e.g. 4,8")
+    return low, high
+
+
 def _add_prepare(sub: Subparsers) -> None:
     prepare = sub.add_parser("prepare", help="write a dataset manifest")
     kinds = prepare.add_subparsers(dest="dataset", required=True, metavar="DATASET")
@@ -65,11 +92,17 @@ def _add_prepare(sub: Subparsers) -> None:
                         help="total clips, split in the default proportions (default 2600)")
     shapes.add_argument("--splits", type=_splits, default=None, metavar="TRAIN,VAL,TEST",
                         help="clips per split (default 2000,200,400)")
-    shapes.add_argument("--seed", type=int, default=0)
+    shapes.add_argument("--seed", type=int, default=None,
+                        help="seed of every draw (default 0; 1000 with --long)")
     shapes.add_argument("--size", type=int, default=64, help="frame side in pixels")
     shapes.add_argument("--pair-fraction", type=float, default=0.0,
                         help="fraction of clips with two objects")
     shapes.add_argument("--workers", type=int, default=1, help="processes rendering clips")
+    shapes.add_argument("--long", type=int, default=None, metavar="N",
+                        help="instead: N long test videos of clips joined by hard cuts, with "
+                             "their true segments (segments.jsonl)")
+    shapes.add_argument("--clips", type=_clip_range, default=(4, 8), metavar="MIN,MAX",
+                        help="clips per long video (default 4,8)")
     shapes.set_defaults(func=_cmd_prepare_shapes)
 
     for name, blurb in (("msvd", "MSVD (YouTubeClips)"), ("msrvtt", "MSR-VTT"), ("vatex", "VATEX")):

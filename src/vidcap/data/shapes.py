@@ -28,10 +28,11 @@ import itertools
 import json
 import math
 import multiprocessing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -187,8 +188,8 @@ def render_clip(objects: Sequence[ObjectPlan], size: int = 64,
 # sampling clips
 
 
-def _trajectory(rng: np.random.Generator, motion: str) -> tuple[tuple, tuple, tuple]:
-    """(start, end, scale) of a motion, with jittered endpoints."""
+def draw_trajectory(rng: np.random.Generator, motion: str) -> tuple[tuple, tuple, tuple]:
+    """(start, end, scale) of a motion, with jittered endpoints (fractions of the side)."""
     def jit(value: float) -> float:
         return value + rng.uniform(-JITTER, JITTER)
 
@@ -206,7 +207,7 @@ def _trajectory(rng: np.random.Generator, motion: str) -> tuple[tuple, tuple, tu
 def _draw_object(rng: np.random.Generator, pairs: Sequence[tuple[str, str]]) -> ObjectPlan:
     colour, shape = pairs[rng.integers(len(pairs))]
     motion = MOTIONS[rng.integers(len(MOTIONS))]
-    start, end, scale = _trajectory(rng, motion)
+    start, end, scale = draw_trajectory(rng, motion)
     return ObjectPlan(colour, shape, motion, start, end, scale)
 
 
@@ -290,22 +291,28 @@ def prepare_shapes(out: str | Path, spec: ShapesSpec, *, videos: int | None = No
     counts = split_counts(videos, splits)
     jobs = [(split, i) for split, n in zip(SPLITS, counts) for i in range(n)]
     (out / "videos").mkdir(parents=True, exist_ok=True)
-    make = partial(_make_clip, out=out, spec=spec)
-    with tqdm(total=len(jobs), desc="shapes", unit="clip", disable=None) as bar:
-        if workers > 1:
-            with multiprocessing.get_context("spawn").Pool(workers) as pool:
-                results = []
-                for result in pool.imap(make, jobs, chunksize=16):
-                    results.append(result)
-                    bar.update()
-        else:
-            results = []
-            for job in jobs:
-                results.append(make(job))
-                bar.update()
+    results = map_jobs(partial(_make_clip, out=out, spec=spec), jobs, workers, "clip")
     write_lines(out / ATTRIBUTES, [json.dumps(a) for _, a in results])
     return write_manifest([VideoRecord(**_record_fields(r)) for r, _ in results],
                           out / "manifest.jsonl")
+
+
+def map_jobs(make: Callable[[Any], Any], jobs: Sequence[Any], workers: int, unit: str) -> list:
+    """`[make(job) for job in jobs]` in order, in `workers` spawned processes when > 1, with a
+    progress bar on a terminal."""
+    results = []
+    with tqdm(total=len(jobs), desc="shapes", unit=unit, disable=None) as bar:
+        if workers <= 1:
+            for job in jobs:
+                results.append(make(job))
+                bar.update()
+            return results
+        chunk = max(1, min(16, len(jobs) // workers))
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            for result in pool.imap(make, jobs, chunksize=chunk):
+                results.append(result)
+                bar.update()
+    return results
 
 
 def _record_fields(line: dict) -> dict:
