@@ -74,6 +74,14 @@ TEMPLATES: dict[str, tuple[str, ...]] = {  # {o} is "colour shape"
 }
 
 
+def check_frames(size: int, fps: int) -> None:
+    """ConfigError unless frames are at least 16 px and the rate at least 1 fps."""
+    if size < 16:
+        raise ConfigError(f"shapes size must be at least 16 px, got {size}")
+    if fps < 1:
+        raise ConfigError(f"shapes fps must be at least 1, got {fps}")
+
+
 @dataclass(frozen=True)
 class ShapesSpec:
     """How to generate a Shapes set."""
@@ -90,12 +98,9 @@ class ShapesSpec:
     """Fraction of clips with two objects of different colours."""
 
     def __post_init__(self) -> None:
-        if self.size < 16:
-            raise ConfigError(f"shapes size must be at least 16 px, got {self.size}")
+        check_frames(self.size, self.fps)
         if self.num_frames < 2:
             raise ConfigError(f"shapes num_frames must be at least 2, got {self.num_frames}")
-        if self.fps < 1:
-            raise ConfigError(f"shapes fps must be at least 1, got {self.fps}")
         if not 0.0 <= self.pair_fraction <= 1.0:
             raise ConfigError(f"shapes pair_fraction must be in [0, 1], got {self.pair_fraction}")
 

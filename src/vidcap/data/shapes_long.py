@@ -38,7 +38,8 @@ import numpy as np
 
 from vidcap.data.manifest import VideoRecord, write_manifest
 from vidcap.data.shapes import (ATTRIBUTES, HELD_OUT_PAIRS, MOTIONS, SEEN_PAIRS, ObjectPlan,
-                                captions_for, draw_trajectory, map_jobs, render_clip)
+                                captions_for, check_frames, draw_trajectory, map_jobs,
+                                render_clip)
 from vidcap.errors import ConfigError
 from vidcap.files import write_lines
 from vidcap.video import write_video
@@ -67,10 +68,7 @@ class LongShapesSpec:
     """Frame counts a clip is drawn from."""
 
     def __post_init__(self) -> None:
-        if self.size < 16:
-            raise ConfigError(f"shapes size must be at least 16 px, got {self.size}")
-        if self.fps < 1:
-            raise ConfigError(f"shapes fps must be at least 1, got {self.fps}")
+        check_frames(self.size, self.fps)
         low, high = self.clips
         if not 1 <= low <= high:
             raise ConfigError(f"clips per long video must be 1 <= MIN <= MAX, got {low},{high}")
