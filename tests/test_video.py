@@ -154,6 +154,18 @@ def test_read_frames_in_other_containers(tmp_path, suffix, codec) -> None:
     assert shown(read_frames(path, 4, start=2.0, end=4.0)) == [18, 22, 26, 30]
 
 
+def test_a_stream_that_changes_size_midway_is_scaled_to_its_first_size(tmp_path, caplog) -> None:
+    first, second = tmp_path / "a.h264", tmp_path / "b.h264"
+    write_video(first, index_frames(8), FPS, keyframe_interval=4)
+    write_video(second, index_frames(8, height=48, width=96), FPS, keyframe_interval=4)
+    joined = tmp_path / "joined.h264"
+    joined.write_bytes(first.read_bytes() + second.read_bytes())
+    with caplog.at_level(logging.WARNING, logger="vidcap.video"):
+        frames = read_frames(joined, 16)
+    assert frames.shape == (16, 32, 64, 3) and shown(frames) == list(range(8)) * 2
+    assert "from 64x32 to 96x48" in caplog.text and str(joined) in caplog.text
+
+
 def test_read_frames_follows_timestamps_of_a_variable_frame_rate_video(tmp_path) -> None:
     path = tmp_path / "vfr.mp4"
     stamps_ms = [0, 100, 150, 400, 900, 1000, 1050, 1500]  # irregular frame times

@@ -246,7 +246,7 @@ def _cap(name: str, env: str) -> int:
     return value
 
 
-def check_num_frames(num_frames: int) -> None:
+def _check_num_frames(num_frames: int) -> None:
     """ValueError unless 1 <= num_frames <= the frames-per-read cap (`MAX_SAMPLED_FRAMES`)."""
     if num_frames < 1:
         raise ValueError(f"num_frames must be at least 1, got {num_frames}")
@@ -565,11 +565,21 @@ class _Converter:
         self._grey = VideoReformatter()
         self._matrix: bytes | None = None
         self._steps: tuple[str, ...] = ()
+        self._size: tuple[int, int] | None = None
+        self._resized = False
 
     def rgb(self, frame: av.VideoFrame) -> np.ndarray:
-        """uint8 (H, W, 3) RGB, the bytes `frame.to_ndarray(format="rgb24")` gives, upright."""
-        return self._upright(frame, self._rgb.reformat(frame, format="rgb24",
-                                                       threads=1).to_ndarray())
+        """uint8 (H, W, 3) RGB, the bytes `frame.to_ndarray(format="rgb24")` gives, upright.
+        Every frame has the size of the first (a stream that changes size midway is scaled back
+        to it, so that its frames stack)."""
+        width, height = self._size = self._size or (frame.width, frame.height)
+        if (frame.width, frame.height) != self._size and not self._resized:
+            self._resized = True
+            log.warning("%s: the frame size changes midway, from %dx%d to %dx%d; such frames are "
+                        "scaled to %dx%d", self.path, width, height, frame.width, frame.height,
+                        width, height)
+        rgb = self._rgb.reformat(frame, width=width, height=height, format="rgb24", threads=1)
+        return self._upright(frame, rgb.to_ndarray())
 
     def small(self, frame: av.VideoFrame, side: int) -> np.ndarray:
         """uint8 (h, w) grey, area-averaged so that the longer side is `side` pixels, upright."""
@@ -767,7 +777,7 @@ def _sample_windows(path: str | Path, windows: Sequence[tuple[float | None, floa
     """Each window's segment-centre frames, in the order given, from one decode pass; a window
     is yielded as soon as its frames are decoded, and a frame is held only until the last window
     that uses it is out. The byte cap counts all windows (`whole`) or one."""
-    check_num_frames(num_frames)
+    _check_num_frames(num_frames)
     path = Path(path)
     with _open(path) as container:
         reader = _Reader(path, container)
