@@ -26,9 +26,9 @@ from pathlib import Path
 import av
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from video_read import describe_machine, textured_frames, write_stream  # noqa: E402
+from video_read import describe_machine, textured_frames, write_stream
 
-from vidcap.video import iter_windows, probe_video, read_windows  # noqa: E402
+from vidcap.video import iter_windows, probe_video, read_windows
 
 WINDOW_S = 2.0
 FRAMES = 8

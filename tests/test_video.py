@@ -17,10 +17,24 @@ import torch
 from vidcap.cli import main
 from vidcap.config import VideoConfig
 from vidcap.errors import VidcapError, VideoError
-from vidcap.video import (VIDEO_EXTENSIONS, crop_frames, iter_frames, iter_windows, load_clip,
-                          normalize_frames, plan_decode_runs, preprocess_frames, probe_video,
-                          read_frames, read_sampled, read_windows, sample_frame_indices,
-                          select_frame_indices, window_frame_range, write_video)
+from vidcap.video import (
+    VIDEO_EXTENSIONS,
+    crop_frames,
+    iter_frames,
+    iter_windows,
+    load_clip,
+    normalize_frames,
+    plan_decode_runs,
+    preprocess_frames,
+    probe_video,
+    read_frames,
+    read_sampled,
+    read_windows,
+    sample_frame_indices,
+    select_frame_indices,
+    window_frame_range,
+    write_video,
+)
 
 FPS = 8
 BARS = 8  # frame i shows i in binary: bar b is white when bit b of i is set
@@ -279,7 +293,7 @@ def test_cli_inspect_prints_info_and_indices(clips, capsys) -> None:
 def test_python_m_vidcap_inspect_has_no_traceback(bad_files) -> None:
     path, _ = bad_files["text"]
     done = subprocess.run([sys.executable, "-m", "vidcap", "inspect", str(path)],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 2
     assert done.stderr.strip() == f"vidcap: error: {path}: not a media file " \
                                   "(no audio or video format recognised)"
@@ -416,7 +430,7 @@ def test_seeks_land_on_the_keyframe_asked_for(clips, kinds, name) -> None:
 
 def test_one_conversion_context_per_read_on_the_calling_thread(kinds, monkeypatch) -> None:
     """`to_ndarray(format="rgb24")` builds a swscale context and thread pool per frame."""
-    import vidcap.video as video
+    from vidcap import video
 
     made, calls = [], []
 
@@ -654,11 +668,11 @@ def test_non_utf8_file_names_are_read_and_named(clips, complete, tmp_path, caplo
         probe_video(cut)
     assert "truncated file" in caplog.text
     done = subprocess.run([sys.executable, "-m", "vidcap", "inspect", str(path)],
-                          capture_output=True, timeout=120)
+                          capture_output=True, timeout=120, check=False)
     assert done.returncode == 0 and b"clip-\xe9\xff.mp4" in done.stdout
     path.write_bytes(b"not a video" * 10)
     done = subprocess.run([sys.executable, "-m", "vidcap", "inspect", str(path)],
-                          capture_output=True, timeout=120)
+                          capture_output=True, timeout=120, check=False)
     assert done.returncode == 2 and b"Traceback" not in done.stderr
 
 
@@ -712,7 +726,7 @@ def test_read_windows_equals_read_sampled_per_window(kinds, kind) -> None:
 def test_read_windows_decodes_once(clips, monkeypatch) -> None:
     """All windows come from one forward pass: no frame is decoded twice, the file is opened
     once."""
-    import vidcap.video as video
+    from vidcap import video
 
     opened, decoded = [], []
     real_open, real_decode = video._open, video._Reader._decode

@@ -25,7 +25,10 @@ take the sampled frames of many windows (the scenes of a video) in that one pass
 
 Reads are capped before anything is allocated: at most `MAX_SAMPLED_FRAMES` frames per read and
 `MAX_FRAME_BYTES` bytes of frames (environment variables VIDCAP_MAX_SAMPLED_FRAMES,
-VIDCAP_MAX_FRAME_BYTES). Frames are never resized to fit: a read over the cap is an error.
+VIDCAP_MAX_FRAME_BYTES). Frames are never scaled down to fit: a read over the cap is an error
+that says how to raise it (scaling would change what a model sees without a word, and
+`crop_frames` resizes afterwards anyway). Only regular files are opened (a pipe would block); a
+symbolic link loop, a broken link and a file this user may not read are named as such.
 
 Every failure reaches the caller as a `VideoError(path, reason)` (a `ValueError` for arguments
 that are wrong whatever the file); no PyAV exception escapes.
@@ -46,7 +49,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Self
 
 import av
 import numpy as np
@@ -402,18 +405,18 @@ def _demux_packets(container: av.container.InputContainer, stream: av.video.stre
         if packet.is_corrupt:
             damaged.append(len(packets))
         packets.append((packet.pts, packet.dts, packet.is_keyframe, packet.duration or 0))
-    cut = 0
+    cut = False
     while damaged and damaged[-1] == len(packets) - 1:
         damaged.pop()
         packets.pop()
-        cut += 1
+        cut = True
     if damaged:
         raise VideoError(path, f"truncated or corrupt data (packet {damaged[0]} is damaged)")
-    return packets, empty, cut > 0
+    return packets, empty, cut
 
 
 def _hms_seconds(text: str) -> float:
-    """"00:01:02.500000000" -> 62.5; 0.0 for anything else."""
+    """Seconds in an "HH:MM:SS.fraction" tag (62.5 for "00:01:02.500000000"); 0.0 otherwise."""
     try:
         hours, minutes, seconds = text.split(":")
         return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
@@ -474,7 +477,8 @@ def _scan(container: av.container.InputContainer, stream: av.video.stream.VideoS
         pts=pts,
         seek_ts=[min(p, d) if d is not None else p for p, d, _, _ in packets],
         keyframes=[i for i, p in enumerate(packets) if p[2]],
-        times=[float((p - pts[0]) * time_base) for p in pts],
+        # (int * int) / int: correctly rounded, the same float as via Fraction, 20x faster
+        times=[(p - pts[0]) * time_base.numerator / time_base.denominator for p in pts],
         duration=float((pts[-1] + last - pts[0]) * time_base),
         is_timed=is_timed,
     )
@@ -864,7 +868,7 @@ class FrameIterator(Iterator[DecodedFrame]):
         self._frames.close()
         self._stack.close()
 
-    def __enter__(self) -> FrameIterator:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
