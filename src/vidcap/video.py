@@ -108,6 +108,7 @@ class Truncation:
     """What the file promised, in words ("90 frames", "3.000 s", "a complete last frame")."""
 
     def describe(self, path: str | Path) -> str:
+        """The warning logged for `path`: what it announces, where its data ends."""
         return (f"{path}: truncated file (it announces {self.announced}; the data ends after "
                 f"{self.frames} frames, at {self.end_time:.3f} s); reading the frames present")
 
