@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 from fractions import Fraction
@@ -15,11 +16,25 @@ import torch
 
 from vidcap.cli import main
 from vidcap.config import VideoConfig
-from vidcap.errors import VideoError
-from vidcap.video import (crop_frames, load_clip, normalize_frames, plan_decode_runs,
-                          preprocess_frames, probe_video, read_frames, read_sampled,
-                          sample_frame_indices, select_frame_indices, window_frame_range,
-                          write_video)
+from vidcap.errors import VidcapError, VideoError
+from vidcap.video import (
+    VIDEO_EXTENSIONS,
+    crop_frames,
+    iter_frames,
+    iter_windows,
+    load_clip,
+    normalize_frames,
+    plan_decode_runs,
+    preprocess_frames,
+    probe_video,
+    read_frames,
+    read_sampled,
+    read_windows,
+    sample_frame_indices,
+    select_frame_indices,
+    window_frame_range,
+    write_video,
+)
 
 FPS = 8
 BARS = 8  # frame i shows i in binary: bar b is white when bit b of i is set
@@ -153,6 +168,18 @@ def test_read_frames_in_other_containers(tmp_path, suffix, codec) -> None:
     assert shown(read_frames(path, 4, start=2.0, end=4.0)) == [18, 22, 26, 30]
 
 
+def test_a_stream_that_changes_size_midway_is_scaled_to_its_first_size(tmp_path, caplog) -> None:
+    first, second = tmp_path / "a.h264", tmp_path / "b.h264"
+    write_video(first, index_frames(8), FPS, keyframe_interval=4)
+    write_video(second, index_frames(8, height=48, width=96), FPS, keyframe_interval=4)
+    joined = tmp_path / "joined.h264"
+    joined.write_bytes(first.read_bytes() + second.read_bytes())
+    with caplog.at_level(logging.WARNING, logger="vidcap.video"):
+        frames = read_frames(joined, 16)
+    assert frames.shape == (16, 32, 64, 3) and shown(frames) == list(range(8)) * 2
+    assert "from 64x32 to 96x48" in caplog.text and str(joined) in caplog.text
+
+
 def test_read_frames_follows_timestamps_of_a_variable_frame_rate_video(tmp_path) -> None:
     path = tmp_path / "vfr.mp4"
     stamps_ms = [0, 100, 150, 400, 900, 1000, 1050, 1500]  # irregular frame times
@@ -266,7 +293,7 @@ def test_cli_inspect_prints_info_and_indices(clips, capsys) -> None:
 def test_python_m_vidcap_inspect_has_no_traceback(bad_files) -> None:
     path, _ = bad_files["text"]
     done = subprocess.run([sys.executable, "-m", "vidcap", "inspect", str(path)],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 2
     assert done.stderr.strip() == f"vidcap: error: {path}: not a media file " \
                                   "(no audio or video format recognised)"
@@ -319,3 +346,415 @@ def test_load_clip_gives_encoder_input(clips) -> None:
     expected = preprocess_frames(read_frames(clips["every4"], 4, start=2.0, end=4.0), 16,
                                  cfg.mean, cfg.std)
     assert torch.equal(x, expected)
+
+
+# ---------------------------------------------------------------------------------------------
+# frames bit-identical to a plain full decode, on every kind of clip
+
+
+def plain_decode(path: Path) -> list[np.ndarray]:
+    """Every frame, as PyAV gives it without any of vidcap's machinery (a packet the decoder
+    rejects, such as the cut-short last one of a truncated file, gives no frame)."""
+    frames = []
+    with av.open(str(path)) as container:
+        for packet in container.demux(video=0):
+            try:
+                frames += [f.to_ndarray(format="rgb24") for f in packet.decode()]
+            except av.error.InvalidDataError:
+                continue
+    return frames
+
+
+@pytest.fixture(scope="module")
+def kinds(tmp_path_factory, clips) -> dict[str, Path]:
+    """One file of each kind the reader must get exactly right."""
+    from vidcap.data.shapes import ShapesSpec, plan_clip, render_clip
+
+    root = tmp_path_factory.mktemp("kinds")
+    spec = ShapesSpec()
+    shapes, _ = render_clip(plan_clip(spec, "train", 3), spec.size, spec.num_frames)
+    made = {"shapes64": root / "shapes.mp4", "odd444": root / "odd.mp4",
+            "raw": root / "raw.h264", "mkv": root / "bframes.mkv"}
+    write_video(made["shapes64"], shapes, spec.fps)
+    rng = np.random.default_rng(1)
+    write_video(made["odd444"], rng.integers(0, 256, (30, 37, 51, 3), dtype=np.uint8), FPS,
+                keyframe_interval=5)
+    write_video(made["raw"], index_frames(40), FPS, keyframe_interval=4)
+    write_video(made["mkv"], index_frames(80), FPS, keyframe_interval=5)
+    made["keyint5"] = root / "keyint5.mp4"
+    write_video(made["keyint5"], index_frames(80), FPS, keyframe_interval=5)
+    return {**made, "intra": clips["dense"], "bframes": clips["every4"],
+            "sparse": clips["sparse"], "mpeg4": clips["mpeg4"]}
+
+
+KINDS = ["shapes64", "keyint5", "intra", "bframes", "sparse", "odd444", "mpeg4", "raw", "mkv"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_sampled_frames_are_bit_identical_to_a_plain_decode(kinds, kind) -> None:
+    path = kinds[kind]
+    plain = plain_decode(path)
+    assert probe_video(path).num_frames == len(plain)
+    duration = probe_video(path).duration
+    for num_frames, start, end in ((8, None, None), (5, duration / 4, duration / 2),
+                                   (3, duration / 3, None), (len(plain), None, None)):
+        sampled = read_sampled(path, num_frames, start=start, end=end)
+        assert len(sampled.indices) == num_frames
+        expected = np.stack([plain[i] for i in sampled.indices])
+        assert np.array_equal(sampled.frames, expected), (kind, num_frames, start, end)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_iter_frames_gives_every_frame_bit_identical(kinds, kind) -> None:
+    plain = plain_decode(kinds[kind])
+    times = [f.time for f in iter_frames(kinds[kind], rgb=False)]
+    frames = list(iter_frames(kinds[kind]))
+    assert [f.index for f in frames] == list(range(len(plain)))
+    assert [f.time for f in frames] == times and times == sorted(times) and times[0] == 0.0
+    assert all(np.array_equal(f.image, p) and f.image.flags.c_contiguous
+               for f, p in zip(frames, plain))
+
+
+@pytest.mark.parametrize("name", ["every4", "dense", "mpeg4"])
+def test_seeks_land_on_the_keyframe_asked_for(clips, kinds, name) -> None:
+    """Seeking by a keyframe's dts lands one GOP early on B-frame files; by its pts, on it."""
+    from vidcap.video.container import _open
+    from vidcap.video.decode import _Reader
+
+    for path in (clips[name], kinds["mkv"]):
+        with _open(path) as container:
+            reader = _Reader(path, container)
+            for k in reader.timeline.keyframes:
+                first = next(reader._packets_from(k))
+                assert first.pts == reader.timeline.pts[k] and first.is_keyframe
+
+
+def test_one_conversion_context_per_read_on_the_calling_thread(kinds, monkeypatch) -> None:
+    """`to_ndarray(format="rgb24")` builds a swscale context and thread pool per frame."""
+    from vidcap import video
+
+    made, calls = [], []
+
+    class Counting:
+        def __init__(self) -> None:
+            self.inner = av.video.reformatter.VideoReformatter()
+            made.append(self)
+
+        def reformat(self, frame, **kwargs):
+            calls.append(kwargs.get("threads"))
+            return self.inner.reformat(frame, **kwargs)
+
+    monkeypatch.setattr(video.convert, "VideoReformatter", Counting)
+    read_frames(kinds["keyint5"], 40)
+    assert len(made) <= 2 and len(calls) == 40 and set(calls) == {1}
+    made.clear()
+    frames = list(iter_frames(kinds["keyint5"], small=16))
+    assert len(made) <= 2 and len(frames) == 80
+
+
+# ---------------------------------------------------------------------------------------------
+# resource caps
+
+
+def test_too_many_frames_is_a_value_error_before_opening(tmp_path) -> None:
+    with pytest.raises(ValueError, match="VIDCAP_MAX_SAMPLED_FRAMES") as caught:
+        read_frames(tmp_path / "never-opened.mp4", 2_000_000)
+    assert "2,000,000" in str(caught.value) and "10,000" in str(caught.value)
+    with pytest.raises(ValueError, match="at least 1"):
+        read_windows(tmp_path / "never-opened.mp4", [(0, 1)], 0)
+
+
+def test_frame_bytes_are_capped_before_decoding(tmp_path, monkeypatch) -> None:
+    """A 4000x3000 video read at 100 frames would take 3.4 GiB: refused, saying how to allow it."""
+    path = tmp_path / "huge.mp4"
+    with av.open(str(path), "w") as out:  # write_video's careful settings take seconds here
+        stream = out.add_stream("libx264", rate=FPS, options={"preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = 4000, 3000, "yuv420p"
+        for i in range(2):
+            frame = av.VideoFrame.from_ndarray(np.zeros((4500, 4000), np.uint8), format="yuv420p")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    with pytest.raises(VideoError, match="VIDCAP_MAX_FRAME_BYTES") as caught:
+        read_frames(path, 100)
+    assert "100 frames of 4000x3000" in str(caught.value) and "2,048 MiB" in str(caught.value)
+    assert read_frames(path, 2).shape == (2, 3000, 4000, 3)
+    monkeypatch.setenv("VIDCAP_MAX_FRAME_BYTES", str(2 * 3000 * 4000 * 3 - 1))
+    with pytest.raises(VideoError, match="over the limit of 69 MiB"):
+        read_frames(path, 2)
+
+
+def test_frame_byte_cap_counts_every_window_of_read_windows(clips, monkeypatch) -> None:
+    one = 8 * 32 * 64 * 3  # 8 frames of 64x32
+    monkeypatch.setenv("VIDCAP_MAX_FRAME_BYTES", str(2 * one))
+    windows = [(0, 2), (2, 4), (4, 6)]
+    assert read_frames(clips["every4"], 8).shape == (8, 32, 64, 3)
+    with pytest.raises(VideoError, match="24 frames of 64x32"):
+        read_windows(clips["every4"], windows, 8)
+    assert len(list(iter_windows(clips["every4"], windows, 8))) == 3  # one window at a time
+    monkeypatch.setenv("VIDCAP_MAX_FRAME_BYTES", "lots")
+    with pytest.raises(VidcapError, match="VIDCAP_MAX_FRAME_BYTES='lots'"):
+        read_frames(clips["every4"], 8)
+
+
+# ---------------------------------------------------------------------------------------------
+# display rotation (phone videos)
+
+
+def write_turned(path: Path, frames: np.ndarray, degrees: float, hflip: bool = False) -> None:
+    """Frames as stored, with a display matrix saying: turn `degrees` counter-clockwise, then
+    mirror left-right (PyAV's `set_display_rotation`)."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv444p"
+        stream.set_display_rotation(degrees, hflip=hflip)
+        for i, array in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+
+
+@pytest.mark.parametrize("degrees", [90, 180, 270, 0])
+@pytest.mark.parametrize("hflip", [False, True])
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_rotated_videos_are_read_upright(tmp_path, degrees, hflip, suffix) -> None:
+    frames = np.random.default_rng(2).integers(0, 256, (6, 24, 40, 3), dtype=np.uint8)
+    frames[:, :8, :8] = 255  # a corner mark
+    path = tmp_path / f"turned{suffix}"
+    write_turned(path, frames, degrees, hflip)
+    expected = [np.rot90(f, degrees // 90) for f in plain_decode(path)]  # counter-clockwise
+    expected = [f[:, ::-1] if hflip else f for f in expected]
+    got = read_frames(path, 6)
+    assert np.array_equal(got, np.stack(expected))
+    assert got.shape[1:3] == ((40, 24) if degrees in (90, 270) else (24, 40))
+    with iter_frames(path, small=10) as it:
+        first = next(it)
+    assert np.array_equal(first.image, expected[0]) and max(first.small.shape) == 10
+    assert first.small.shape[0] > first.small.shape[1] if degrees in (90, 270) else True
+
+
+def test_a_portrait_phone_video_comes_out_portrait(tmp_path) -> None:
+    """Phones store a portrait video landscape and mark it "turn 90 degrees clockwise"."""
+    portrait = index_frames(8, height=128, width=64)  # bars side by side, 64 wide, 128 high
+    stored = np.stack([np.rot90(f, 1) for f in portrait])  # turned on its side: 128 wide
+    path = tmp_path / "phone.mp4"
+    write_turned(path, stored, -90)
+    frames = read_frames(path, 8)
+    assert frames.shape == (8, 128, 64, 3)
+    assert shown(frames) == list(range(8))
+
+
+def test_an_odd_display_angle_is_read_as_stored_with_a_warning(tmp_path, caplog) -> None:
+    frames = np.random.default_rng(3).integers(0, 256, (3, 24, 40, 3), dtype=np.uint8)
+    path = tmp_path / "tilted.mp4"
+    write_turned(path, frames, 30)
+    with caplog.at_level(logging.WARNING, logger="vidcap.video"):
+        got = read_frames(path, 3)
+    assert np.array_equal(got, np.stack(plain_decode(path)))
+    assert str(path) in caplog.text and "not a multiple of 90 degrees" in caplog.text
+
+
+# ---------------------------------------------------------------------------------------------
+# truncated files
+
+
+@pytest.fixture(scope="module")
+def complete(tmp_path_factory) -> dict[str, Path]:
+    """80-frame index clips in containers that state their length in their header, with noise
+    so that the frames, not the header, are most of the file."""
+    root = tmp_path_factory.mktemp("complete")
+    noise = np.random.default_rng(4).integers(-40, 41, (80, 32, 64, 3))
+    frames = np.clip(index_frames(80) + noise, 0, 255).astype(np.uint8)
+    made = {}
+    for suffix, codec in ((".mkv", "libx264"), (".webm", "libvpx"), (".avi", "mpeg4"),
+                          (".flv", "flv"), (".wmv", "wmv2"), (".mp4", "libx264")):
+        made[suffix] = root / f"clip{suffix}"
+        write_video(made[suffix], frames, FPS, keyframe_interval=8, codec=codec)
+    return made
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".webm", ".avi", ".flv", ".wmv", ".mp4"])
+def test_complete_files_are_not_called_truncated(complete, caplog, suffix) -> None:
+    with caplog.at_level(logging.WARNING, logger="vidcap.video"):
+        info = probe_video(complete[suffix])
+        frames = read_frames(complete[suffix], 8)
+    assert info.num_frames == 80 and info.truncation is None and caplog.text == ""
+    assert shown(frames) == [5, 15, 25, 35, 45, 55, 65, 75]
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".webm", ".avi", ".flv"])
+@pytest.mark.parametrize("keep", [0.3, 0.55, 0.8, 0.95])
+def test_truncated_files_warn_where_they_break_and_read_what_is_there(
+        complete, tmp_path, caplog, suffix, keep) -> None:
+    data = complete[suffix].read_bytes()
+    path = tmp_path / f"cut{suffix}"
+    path.write_bytes(data[:int(len(data) * keep)])
+    with caplog.at_level(logging.WARNING, logger="vidcap.video"):
+        info = probe_video(path)
+    present = info.num_frames
+    assert 0 < present < 80 and info.truncation is not None
+    assert info.truncation.frames == present
+    assert caplog.text.count(f"{path}: truncated file") == 1
+    assert f"the data ends after {present} frames, at {info.duration:.3f} s" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="vidcap.video"):
+        sampled = read_sampled(path, 8)
+    assert "truncated file" in caplog.text
+    assert shown(sampled.frames) == sampled.indices  # the frames asked for, not neighbours
+    plain = plain_decode(path)
+    assert np.array_equal(sampled.frames, np.stack([plain[i] for i in sampled.indices]))
+    with iter_frames(path, rgb=False) as it:
+        assert it.truncation == info.truncation and len(list(it)) == present
+
+
+@pytest.mark.parametrize("keep", [0.05, 0.3, 0.6, 0.9, 0.99])
+def test_truncated_mp4_files_stay_errors(complete, tmp_path, keep) -> None:
+    """An MP4's index lists every frame, so a cut file is an error, as it always was."""
+    data = complete[".mp4"].read_bytes()
+    path = tmp_path / "cut.mp4"
+    path.write_bytes(data[:int(len(data) * keep)])
+    for read in (probe_video, lambda p: read_frames(p, 8), iter_frames):
+        with pytest.raises(VideoError, match="truncated or corrupt data"):
+            read(path)
+
+
+def test_a_file_cut_inside_its_header_is_still_an_error(complete, tmp_path) -> None:
+    path = tmp_path / "head.mkv"
+    path.write_bytes(complete[".mkv"].read_bytes()[:300])
+    with pytest.raises(VideoError):
+        read_frames(path, 8)
+
+
+# ---------------------------------------------------------------------------------------------
+# paths
+
+
+def test_symlink_loops_broken_links_pipes_say_so(tmp_path) -> None:
+    (tmp_path / "a.mp4").symlink_to(tmp_path / "b.mp4")
+    (tmp_path / "b.mp4").symlink_to(tmp_path / "a.mp4")
+    (tmp_path / "gone.mp4").symlink_to(tmp_path / "deleted.mp4")
+    os.mkfifo(tmp_path / "pipe.mp4")  # opening it to read would wait for a writer forever
+    for name, reason in (("a.mp4", "symbolic link loop"), ("gone.mp4", "broken symbolic link"),
+                         ("pipe.mp4", "not a regular file"), ("none.mp4", "file not found")):
+        for read in (probe_video, lambda p: read_frames(p, 4), iter_frames):
+            with pytest.raises(VideoError, match=reason):
+                read(tmp_path / name)
+
+
+def test_permission_denied_says_so(clips, tmp_path) -> None:
+    path = tmp_path / "locked.mp4"
+    path.write_bytes(clips["sparse"].read_bytes())
+    path.chmod(0)
+    is_root = os.geteuid() == 0
+    if is_root:  # root reads anything: check as nobody (effective id only, restored below)
+        os.seteuid(65534)
+    try:
+        with pytest.raises(VideoError, match="permission denied"):
+            read_frames(path, 4)
+    finally:
+        if is_root:
+            os.seteuid(0)
+
+
+def test_non_utf8_file_names_are_read_and_named(clips, complete, tmp_path, caplog) -> None:
+    name = os.fsdecode(b"clip-\xe9\xff.mp4")  # Latin-1 bytes: not UTF-8
+    path = tmp_path / name
+    path.write_bytes(clips["every4"].read_bytes())
+    assert shown(read_frames(path, 4, start=2, end=4)) == [18, 22, 26, 30]
+    assert len(list(iter_frames(path, rgb=False))) == 80
+    cut = tmp_path / os.fsdecode(b"cut-\xe9.mkv")
+    cut.write_bytes(complete[".mkv"].read_bytes()[:-5000])
+    with caplog.at_level(logging.WARNING, logger="vidcap.video"):
+        probe_video(cut)
+    assert "truncated file" in caplog.text
+    done = subprocess.run([sys.executable, "-m", "vidcap", "inspect", str(path)],
+                          capture_output=True, timeout=120, check=False)
+    assert done.returncode == 0 and b"clip-\xe9\xff.mp4" in done.stdout
+    path.write_bytes(b"not a video" * 10)
+    done = subprocess.run([sys.executable, "-m", "vidcap", "inspect", str(path)],
+                          capture_output=True, timeout=120, check=False)
+    assert done.returncode == 2 and b"Traceback" not in done.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# one pass for long videos
+
+
+def test_iter_frames_converts_only_what_is_asked_for(clips) -> None:
+    every4 = clips["every4"]
+    frames = list(iter_frames(every4, rgb=lambda index, time: index % 10 == 0 and time < 5))
+    assert [f.index for f in frames if f.image is not None] == [0, 10, 20, 30]
+    assert [shown(f.image[None])[0] for f in frames if f.image is not None] == [0, 10, 20, 30]
+    assert [f.time for f in frames] == pytest.approx([i / FPS for i in range(80)])
+    bare = list(iter_frames(every4, rgb=False, small=16))
+    assert all(f.image is None and f.small.shape == (8, 16) and f.small.dtype == np.uint8
+               for f in bare)
+    full = np.stack([f.image for f in iter_frames(every4)])
+    grey = full.astype(float).mean(-1).reshape(80, 8, 4, 16, 4).mean((2, 4))  # 4x4 means
+    assert np.abs(np.stack([f.small for f in bare]) - grey).max() < 12  # luma of the same frame
+    with iter_frames(every4) as it:
+        assert it.info.num_frames == 80 and it.truncation is None and it.decode_errors == 0
+    with pytest.raises(ValueError):
+        iter_frames(every4, small=0)
+
+
+@pytest.mark.parametrize("name", ["text", "audio", "junk", "half", "missing"])
+def test_iter_frames_raises_only_video_errors(bad_files, name) -> None:
+    path, reason = bad_files[name]
+    with pytest.raises(VideoError, match=reason):
+        for _ in iter_frames(path):
+            pass
+
+
+WINDOWS = [(0.0, 2.0), (2.0, 4.0), (1.5, 2.5), (9.0, 10.0), (0.0, 10.0), (3.3, 3.4), (7.0, 9.0)]
+
+
+@pytest.mark.parametrize("kind", ["sparse", "intra", "bframes", "mpeg4", "raw", "mkv"])
+def test_read_windows_equals_read_sampled_per_window(kinds, kind) -> None:
+    windows = [(s * 40 / 80 if kind == "raw" else s, e * 40 / 80 if kind == "raw" else e)
+               for s, e in WINDOWS]
+    together = read_windows(kinds[kind], windows, 6)
+    assert len(together) == len(windows)
+    for (start, end), got in zip(windows, together):
+        alone = read_sampled(kinds[kind], 6, start=start, end=end)
+        assert got.indices == alone.indices and got.times == alone.times
+        assert np.array_equal(got.frames, alone.frames)
+    streamed = list(iter_windows(kinds[kind], windows, 6))
+    assert all(np.array_equal(a.frames, b.frames) for a, b in zip(streamed, together))
+
+
+def test_read_windows_decodes_once(clips, monkeypatch) -> None:
+    """All windows come from one forward pass: no frame is decoded twice, the file is opened
+    once."""
+    from vidcap import video
+
+    opened, decoded = [], []
+    real_open, real_decode = video.decode._open, video.decode._Reader._decode
+
+    def counting_open(path):
+        opened.append(path)
+        return real_open(path)
+
+    def counting_decode(self, ctx, packet, drain=False):
+        for frame in real_decode(self, ctx, packet, drain):
+            decoded.append(frame.pts)
+            yield frame
+
+    monkeypatch.setattr(video.decode, "_open", counting_open)
+    monkeypatch.setattr(video.decode._Reader, "_decode", counting_decode)
+    windows = [(2.0 * k, 2.0 * k + 2.0) for k in range(5)]
+    assert len(read_windows(clips["sparse"], windows, 8)) == 5
+    assert len(opened) == 1 and len(decoded) == len(set(decoded)) <= 80
+
+
+def test_read_windows_names_a_bad_window(clips) -> None:
+    with pytest.raises(VideoError, match=r"window 1 \(12.0, 14.0\): .*starts after the video"):
+        read_windows(clips["sparse"], [(0.0, 2.0), (12.0, 14.0)], 4)
+    assert read_windows(clips["sparse"], [], 4) == []
+
+
+def test_video_extensions_are_lower_case_and_unique() -> None:
+    assert VIDEO_EXTENSIONS[:3] == (".mp4", ".avi", ".mkv") and ".ts" in VIDEO_EXTENSIONS
+    assert all(e == e.lower() and e.startswith(".") for e in VIDEO_EXTENSIONS)
+    assert len(set(VIDEO_EXTENSIONS)) == len(VIDEO_EXTENSIONS)
