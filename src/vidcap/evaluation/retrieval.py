@@ -110,7 +110,8 @@ def _check(similarity: np.ndarray, video_of_text: Sequence[int] | np.ndarray
            ) -> tuple[np.ndarray, np.ndarray]:
     scores = np.asarray(similarity)
     if scores.ndim != 2 or 0 in scores.shape:
-        raise MetricsError(f"the similarity matrix must be (texts, videos), got shape {scores.shape}")
+        raise MetricsError(f"the similarity matrix must be (texts, videos), "
+                           f"got shape {scores.shape}")
     if not np.all(np.isfinite(scores)):
         raise MetricsError("the similarity matrix holds NaN or infinite scores")
     owner = np.asarray(video_of_text)
