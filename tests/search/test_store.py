@@ -335,3 +335,26 @@ def test_files_are_stored_by_absolute_path(tmp_path: Path, monkeypatch: pytest.M
         store.add_file(Path("v.mp4"), FileStat.of("v.mp4"), [Segment()], bag("red")[None])
         [[hit]] = store.search(bag("red"), k=1)
     assert hit.path == os.path.join(str(tmp_path.resolve()), "v.mp4")
+
+
+def test_searches_from_several_threads(store: VectorStore):
+    from concurrent.futures import ThreadPoolExecutor
+    queries = [bag(t) for t in ("red circle", "green square", "blue grows", "left")] * 5
+    expected = [store.search(q, k=3)[0] for q in queries]
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(lambda q: store.search(q, k=3)[0], queries)) == expected
+
+
+def test_a_read_only_database_still_searches(store: VectorStore, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch):
+    for file in (tmp_path / "index").glob("vectors-*.faiss"):
+        file.unlink()
+    store.close()
+    with VectorStore.open(tmp_path / "index") as again:
+        def read_only():
+            raise sqlite3.OperationalError("attempt to write a readonly database")
+
+        monkeypatch.setattr(again, "batch", read_only)
+        [hits] = again.search(bag("red circle"), k=1)
+    assert Path(hits[0].path).name == "a.mp4"
+    assert not list((tmp_path / "index").glob("vectors-*.faiss"))

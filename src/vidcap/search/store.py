@@ -30,6 +30,7 @@ import functools
 import logging
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,7 +41,7 @@ import faiss
 import numpy as np
 
 from vidcap.errors import VidcapError
-from vidcap.search import vectors
+from vidcap.search import vectors as vector_index
 
 log = logging.getLogger(__name__)
 
@@ -156,12 +157,14 @@ T = TypeVar("T")
 
 
 def _guarded(method: Callable[..., T]) -> Callable[..., T]:
-    """Turn SQLite's errors inside a store method into one SearchIndexError naming the file."""
+    """One thread at a time in the store (a web server may search from several), and SQLite's
+    errors turned into one SearchIndexError naming the file."""
 
     @functools.wraps(method)
     def wrapper(self: VectorStore, *args: Any, **kwargs: Any) -> T:
         try:
-            return method(self, *args, **kwargs)
+            with self._lock:
+                return method(self, *args, **kwargs)
         except sqlite3.DatabaseError as err:
             raise SearchIndexError(f"{self.database}: the index database cannot be used "
                                    f"({err})") from None
@@ -207,6 +210,7 @@ class VectorStore:
         self.folder = folder
         self.database = folder / DATABASE
         self._db = connection
+        self._lock = threading.RLock()
         self._depth = 0
         self._index: faiss.Index | None = None
         self._index_generation = -1
@@ -254,7 +258,8 @@ class VectorStore:
                                    f"make one with `vidcap index`)")
         try:
             connection = sqlite3.connect(f"file:{database}?mode=rw", uri=True,
-                                         isolation_level=None, timeout=BUSY_TIMEOUT_S)
+                                         isolation_level=None, timeout=BUSY_TIMEOUT_S,
+                                         check_same_thread=False)  # calls hold self._lock
         except sqlite3.Error as err:
             raise SearchIndexError(f"{database}: cannot open the index database ({err})") from None
         return cls(folder, connection)
@@ -303,20 +308,21 @@ class VectorStore:
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
         """Group writes into one transaction (all or nothing); writes outside a batch are each
-        their own transaction. Nested batches join the outer one."""
-        if self._depth == 0:
-            self._db.execute("BEGIN IMMEDIATE")
-        self._depth += 1
-        try:
-            yield
-        except BaseException:
+        their own transaction. Nested batches join the outer one; other threads wait."""
+        with self._lock:
+            if self._depth == 0:
+                self._db.execute("BEGIN IMMEDIATE")
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._db.execute("ROLLBACK")
+                raise
             self._depth -= 1
             if self._depth == 0:
-                self._db.execute("ROLLBACK")
-            raise
-        self._depth -= 1
-        if self._depth == 0:
-            self._db.execute("COMMIT")
+                self._db.execute("COMMIT")
 
     def _bump_generation(self) -> None:
         self._db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
@@ -349,12 +355,12 @@ class VectorStore:
 
     @_guarded
     def add_file(self, path: str | Path, stat: FileStat, segments: Sequence[Segment],
-                 vectors_: np.ndarray) -> None:
+                 vectors: np.ndarray) -> None:
         """Store a file's segments and vectors (one row each, in order), replacing what the file
         had; one transaction."""
         key = _key(path)
-        rows = (normalised(vectors_, self.fingerprint.dim, key) if len(segments)
-                else np.zeros((len(vectors_), self.fingerprint.dim), dtype=np.float32))
+        rows = (normalised(vectors, self.fingerprint.dim, key) if len(segments)
+                else np.zeros((len(vectors), self.fingerprint.dim), dtype=np.float32))
         if len(rows) != len(segments):
             raise SearchIndexError(f"{key}: {len(segments)} segments but {len(rows)} vectors")
         with self.batch():
@@ -445,13 +451,13 @@ class VectorStore:
             raise self._mismatch(file, f"{file.stat().st_size} bytes, "
                                        f"recorded {meta['vectors_bytes']}")
         try:
-            index = vectors.read(file)
+            index = vector_index.read(file)
         except RuntimeError:
             raise self._mismatch(file, "faiss cannot read it") from None
         if index.d != self.fingerprint.dim or index.ntotal != int(meta["vectors_count"]):
             raise self._mismatch(file, f"{index.ntotal} vectors of width {index.d}, recorded "
                                        f"{meta['vectors_count']} of width {self.fingerprint.dim}")
-        if vectors.ids_digest(vectors.ids_of(index)) != meta["vectors_ids"]:
+        if vector_index.ids_digest(vector_index.ids_of(index)) != meta["vectors_ids"]:
             raise self._mismatch(file, "it holds other vector ids")
         return index
 
@@ -460,17 +466,23 @@ class VectorStore:
         only costs a rebuild at the next opening."""
         name = f"vectors-{generation}.faiss"
         try:
-            size, sha256 = vectors.write(index, self.folder / name)
+            size, sha256 = vector_index.write(index, self.folder / name)
         except OSError as err:
             log.warning("cannot write %s (%s); searching from memory", self.folder / name, err)
             return
         record = {"vectors_file": name, "vectors_generation": generation, "vectors_bytes": size,
                   "vectors_sha256": sha256, "vectors_count": index.ntotal,
-                  "vectors_ids": vectors.ids_digest(vectors.ids_of(index)),
-                  "vectors_kind": vectors.kind_of(index)}
-        with self.batch():
-            self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                                 [(k, str(v)) for k, v in record.items()])
+                  "vectors_ids": vector_index.ids_digest(vector_index.ids_of(index)),
+                  "vectors_kind": vector_index.kind_of(index)}
+        try:
+            with self.batch():
+                self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                                     [(k, str(v)) for k, v in record.items()])
+        except sqlite3.OperationalError as err:      # e.g. a read-only database
+            log.warning("cannot record %s in %s (%s); searching from memory",
+                        name, self.database, err)
+            (self.folder / name).unlink(missing_ok=True)
+            return
         for old in self.folder.glob("vectors-*.faiss*"):
             if old.name != name:
                 old.unlink(missing_ok=True)
@@ -508,7 +520,7 @@ class VectorStore:
             index = self._current(meta, generation)
             if index is not None:
                 return index
-            index = vectors.update(self._index, self.fingerprint.dim, self._all_ids(),
+            index = vector_index.update(self._index, self.fingerprint.dim, self._all_ids(),
                                    self._vectors_of)
         self._index, self._index_generation = index, generation
         self._write_vectors(index, generation)
@@ -545,7 +557,7 @@ class VectorStore:
         index = self._vectors()
         if index.ntotal == 0:
             return [[] for _ in rows]
-        scores, ids = vectors.search(index, rows, min(k, index.ntotal), exact=exact,
+        scores, ids = vector_index.search(index, rows, min(k, index.ntotal), exact=exact,
                                      nprobe=nprobe)
         return [self._hits(s, i) for s, i in zip(scores, ids)]
 
@@ -573,6 +585,6 @@ class VectorStore:
         meta = self._meta()
         if "vectors_file" in meta and (self.folder / meta["vectors_file"]).is_file():
             file = self.folder / meta["vectors_file"]
-            if vectors.file_sha256(file) != meta["vectors_sha256"]:
+            if vector_index.file_sha256(file) != meta["vectors_sha256"]:
                 raise self._mismatch(file, "its sha256 differs from the one recorded")
             self._read_vectors(meta)
