@@ -215,3 +215,23 @@ def test_search_many_embeds_queries_in_one_batch(tmp_path: Path, videos: list[Pa
     assert calls == [["red circle left", "green square right"]]
     assert Path(first[0].path).name == "a.mp4" and Path(second[0].path).name == "b.mp4"
     assert np.isclose(first[0].score, 1.0, atol=1e-3) and len(COLLECTION) == 4
+
+
+def test_open_with_builds_the_embedder_from_the_recorded_run(tmp_path: Path, videos: list[Path]):
+    with Index.open_or_create(tmp_path / "index", ToyEmbedder()) as index:
+        index.add(videos)
+    seen = []
+
+    def load_run(fingerprint: Fingerprint) -> ToyEmbedder:
+        seen.append(fingerprint.run)
+        return ToyEmbedder()
+
+    with Index.open_with(tmp_path / "index", load_run) as index:
+        assert Path(index.search("blue circle left", k=1)[0].path).name == "c.mp4"
+    assert seen == ["runs/toy"]
+
+    class Retrained(ToyEmbedder):
+        fingerprint = Fingerprint("toy-bag-of-words-v2", FINGERPRINT.dim, "runs/toy")
+
+    with pytest.raises(SearchIndexError, match="not of model 'toy-bag-of-words-v2'"):
+        Index.open_with(tmp_path / "index", lambda fingerprint: Retrained())

@@ -8,7 +8,7 @@ each segment of a long video with its time range, or of the whole file).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Protocol, Self
 
@@ -49,6 +49,19 @@ class Index:
     def open(cls, path: str | Path, embedder: Embedder | None = None) -> Index:
         """The index at `path`; searching text needs `embedder`, searching vectors does not."""
         return cls(VectorStore.open(path), embedder)
+
+    @classmethod
+    def open_with(cls, path: str | Path, make_embedder: Callable[[Fingerprint], Embedder]
+                  ) -> Index:
+        """The index at `path` with the embedder `make_embedder` builds from the index's own
+        fingerprint (`vidcap search INDEX TEXT` loads the run recorded there); the embedder's
+        fingerprint must still fit (the run's weights may have changed since)."""
+        store = VectorStore.open(path)
+        try:
+            return cls(store, make_embedder(store.fingerprint))
+        except BaseException:
+            store.close()
+            raise
 
     @classmethod
     def open_or_create(cls, path: str | Path, embedder: Embedder) -> Index:
