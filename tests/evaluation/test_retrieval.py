@@ -64,6 +64,10 @@ def test_every_caption_is_a_text_query():
     assert line.startswith("toy: 3 caption queries over 2 videos (1-2 captions per video")
     assert "every caption is a query" in line and "pessimistic" in line
     assert result.to_json()["protocol"]["every_caption_is_query"] is True
+    table = result.format_table().splitlines()
+    assert table[0] == line and table[1].split() == ["direction", "R@1", "R@5", "R@10", "MdR",
+                                                     "MnR"]
+    assert table[2].split() == ["text->video", "66.7", "100.0", "100.0", "1.0", "1.3"]
 
 
 def test_a_video_without_captions_is_a_candidate_but_not_a_query():

@@ -95,6 +95,15 @@ class RetrievalResult:
         return {"t2v": asdict(self.t2v), "v2t": asdict(self.v2t),
                 "protocol": asdict(self.protocol)}
 
+    def format_table(self) -> str:
+        """The protocol line, then one row per direction: R@1 R@5 R@10 (percent), MdR, MnR."""
+        lines = [self.protocol.describe(),
+                 f"{'direction':<12} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'MdR':>6} {'MnR':>7}"]
+        for name, m in (("text->video", self.t2v), ("video->text", self.v2t)):
+            lines.append(f"{name:<12} {m.r1:6.1f} {m.r5:6.1f} {m.r10:6.1f} "
+                         f"{m.median_rank:6.1f} {m.mean_rank:7.1f}")
+        return "\n".join(lines)
+
 
 def rank_metrics(ranks: np.ndarray) -> RankMetrics:
     """R@1/5/10 (percent), median and mean of 1-based ranks."""
