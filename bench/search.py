@@ -6,14 +6,15 @@ width (768), in one process:
 - fill: the vectors stored in the SQLite database (one file of one segment per vector, all in
   one transaction), then build: the faiss copy built and written (`sync_vectors`); its kind is
   the one the store chooses for the size (flat below 100,000, IVF from there);
-- open: a fresh `VectorStore.open` and its first query (reads and checks the faiss file);
-- query latency at k=10, one query at a time, median over the queries: the store's `search`
-  (faiss + the SQLite look-up of the hits), faiss alone, and numpy brute force
-  (`scores = X @ q; argpartition`); the ratio numpy / store;
+- open: `VectorStore.open` and its first query in a fresh process (reads and checks the faiss
+  file), and that process's RSS growth (what `vidcap search` pays each time);
+- query latency at k=10, one query at a time, median over 2 passes of the queries: the store's
+  `search` (faiss + the SQLite look-up of the hits), faiss alone, and numpy brute force
+  (`scores = X @ q; argpartition`), timed in turn on each query so that all three meet the same
+  moments of a busy machine; the ratio numpy / store;
 - recall@10 of the store's answers against the exact top 10 (numpy), at the default nprobe and
   a few others (IVF only);
-- bytes of the faiss file and of the SQLite file; the process's RSS growth over fill + build,
-  and over open + first query (what a searching process pays).
+- bytes of the faiss file and of the SQLite file; the process's RSS growth over fill + build.
 
 Random vectors have no neighbourhood structure (every vector is about equally far from every
 other), the worst case for an approximate index. `--real N` adds the same measurements on real
@@ -33,9 +34,13 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import gc  # noqa: E402
+import json  # noqa: E402
 import platform  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import faiss  # noqa: E402
@@ -117,14 +122,42 @@ def fill(folder: Path, data: np.ndarray, model: str) -> VectorStore:
     return store
 
 
-def median_ms(run, queries: np.ndarray) -> tuple[float, list]:
-    """Median wall time of run(q) in ms over the queries, and the answers."""
-    times, answers = [], []
-    for q in queries:
-        clock = time.perf_counter()
-        answers.append(run(q))
-        times.append(time.perf_counter() - clock)
-    return 1e3 * float(np.median(times)), answers
+def interleaved_ms(runs: dict[str, Callable], queries: np.ndarray, passes: int = 2
+                   ) -> tuple[dict[str, float], dict[str, list]]:
+    """Median wall time in ms of each run(q), timed in turn on each query (so all share the
+    moments the shared machine is busy), over `passes` passes; the answers of the first pass."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    answers: dict[str, list] = {name: [] for name in runs}
+    for turn in range(passes):
+        for q in queries:
+            for name, run in runs.items():
+                clock = time.perf_counter()
+                answer = run(q)
+                times[name].append(time.perf_counter() - clock)
+                if turn == 0:
+                    answers[name].append(answer)
+    return {name: 1e3 * float(np.median(t)) for name, t in times.items()}, answers
+
+
+OPEN_COST = """
+import json, sys, time, numpy as np, psutil
+from vidcap.search import VectorStore
+query = np.load(sys.argv[2])
+before, clock = psutil.Process().memory_info().rss, time.perf_counter()
+store = VectorStore.open(sys.argv[1])
+store.search(query, 10)
+print(json.dumps({"open_s": time.perf_counter() - clock,
+                  "rss_open_mb": (psutil.Process().memory_info().rss - before) / 2**20}))
+"""
+
+
+def open_cost(index: Path, query: np.ndarray) -> dict[str, float]:
+    """Seconds and RSS growth of opening the index and answering one query, in a fresh process
+    (what `vidcap search` pays each time)."""
+    np.save(index / "query.npy", query)
+    done = subprocess.run([sys.executable, "-c", OPEN_COST, str(index), str(index / "query.npy")],
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def exact_top(data: np.ndarray, q: np.ndarray, k: int = 10) -> np.ndarray:
@@ -140,12 +173,11 @@ def recall(found: list[np.ndarray], truth: list[np.ndarray]) -> float:
                           for f, t in zip(found, truth)]))
 
 
-def measure(label: str, data: np.ndarray, queries: np.ndarray, folder: Path) -> dict:
-    """One row of the main table and the nprobe sweep (IVF only) for one data set."""
-    row: dict = {"data": label, "vectors": len(data), "dim": data.shape[1]}
+def build(row: dict, data: np.ndarray, folder: Path) -> None:
+    """Fill and build the store; times, sizes and RSS growth into `row`."""
     gc.collect()
     before, clock = rss(), time.perf_counter()
-    store = fill(folder, data, label)
+    store = fill(folder, data, row["data"])
     row["fill_s"] = time.perf_counter() - clock
     clock = time.perf_counter()
     store.sync_vectors()
@@ -155,32 +187,65 @@ def measure(label: str, data: np.ndarray, queries: np.ndarray, folder: Path) -> 
     row.update(kind=stats.vectors_kind, faiss_mb=stats.vectors_bytes / 2**20,
                sqlite_mb=stats.database_bytes / 2**20)
     store.close()
-    del store
-    gc.collect()
 
-    before, clock = rss(), time.perf_counter()
+
+def sweep(index: faiss.Index, queries: np.ndarray, truth: list[np.ndarray]) -> list[dict]:
+    """Latency and recall@10 of an IVF index at several nprobe (vector ids are row + 1)."""
+    probes = sorted({8, 16, vectors.nprobe_for(index.nlist), 64, 128})
+    runs = {p: (lambda q, p=p: vectors.search(index, q[None], 10, nprobe=p)[1][0])
+            for p in probes}
+    ms, answers = interleaved_ms(runs, queries)
+    return [{"nprobe": p, "ms": ms[p], "recall": recall([a - 1 for a in answers[p]], truth)}
+            for p in probes]
+
+
+def measure(label: str, data: np.ndarray, queries: np.ndarray, folder: Path) -> dict:
+    """One row of the main table and the nprobe sweep (IVF only) for one data set."""
+    row: dict = {"data": label, "vectors": len(data), "dim": data.shape[1]}
+    build(row, data, folder)
+    row.update(open_cost(folder / "index", queries[0]))
     store = VectorStore.open(folder / "index")
-    store.search(queries[0], 10)
-    row["open_s"] = time.perf_counter() - clock
-    row["rss_open_mb"] = (rss() - before) / 2**20
-    row["store_ms"], hits = median_ms(lambda q: store.search(q, 10)[0], queries)
-    found = [np.array([int(Path(h.path).stem) for h in row_hits]) for row_hits in hits]
-    row["numpy_ms"], truth = median_ms(lambda q: exact_top(data, q), queries)
-    row["recall"] = recall(found, truth)
-    store.close()
-
     index = vectors.read(next((folder / "index").glob("vectors-*.faiss")))
-    row["faiss_ms"], _ = median_ms(lambda q: vectors.search(index, q[None], 10), queries)
-    sweep = []
-    if isinstance(index, faiss.IndexIVF):
-        for nprobe in sorted({8, 16, vectors.nprobe_for(index.nlist), 64, 128}):
-            ms, answers = median_ms(lambda q, p=nprobe: vectors.search(index, q[None], 10,
-                                                                       nprobe=p), queries)
-            ids = [a[1][0] for a in answers]        # vector ids are 1-based row numbers
-            sweep.append({"nprobe": nprobe, "ms": ms, "recall": recall([i - 1 for i in ids],
-                                                                       truth)})
-    row["sweep"] = sweep
+    runs = {"store": lambda q: store.search(q, 10)[0],
+            "faiss": lambda q: vectors.search(index, q[None], 10),
+            "numpy": lambda q: exact_top(data, q)}
+    ms, answers = interleaved_ms(runs, queries)
+    row.update({f"{name}_ms": value for name, value in ms.items()})
+    found = [np.array([int(Path(h.path).stem) for h in hits]) for hits in answers["store"]]
+    row["recall"] = recall(found, answers["numpy"])
+    row["sweep"] = sweep(index, queries, answers["numpy"]) \
+        if isinstance(index, faiss.IndexIVF) else []
+    store.close()
     return row
+
+
+def hnsw_rows(label: str, data: np.ndarray, queries: np.ndarray) -> list[dict]:
+    """The road not taken: faiss HNSW (M=32, efConstruction=40) on the same data, its build
+    time, and latency and recall@10 at several efSearch, beside IVF trained and filled alone."""
+    truth = [exact_top(data, q) for q in queries]
+    clock = time.perf_counter()
+    ivf = vectors.build(data.shape[1], np.arange(1, len(data) + 1), lambda ids: data[ids - 1])
+    ivf_s = time.perf_counter() - clock
+    hnsw = faiss.IndexHNSWFlat(data.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+    hnsw.hnsw.efConstruction = 40
+    clock = time.perf_counter()
+    hnsw.add(data)
+    hnsw_s = time.perf_counter() - clock
+    efs = (16, 32, 64, 128, 256)
+    runs = {ef: (lambda q, ef=ef: hnsw.search(
+        q[None], 10, params=faiss.SearchParametersHNSW(efSearch=ef))[1][0]) for ef in efs}
+    ms, answers = interleaved_ms(runs, queries)
+    return [{"data": label, "vectors": len(data), "ivf_s": ivf_s, "hnsw_s": hnsw_s, "ef": ef,
+             "ms": ms[ef], "recall": recall(answers[ef], truth)} for ef in efs]
+
+
+def print_hnsw(rows: list[dict]) -> None:
+    """The HNSW comparison table."""
+    print("| data | vectors | IVF build s | HNSW build s | efSearch | HNSW ms | recall@10 |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['data']} | {r['vectors']:,} | {r['ivf_s']:.1f} | {r['hnsw_s']:.1f} | "
+              f"{r['ef']} | {r['ms']:.2f} | {r['recall']:.3f} |")
 
 
 def print_tables(rows: list[dict]) -> None:
@@ -215,21 +280,28 @@ def main() -> None:
     parser.add_argument("--real", type=int, default=0,
                         help="also N MiniLM embeddings of MSR-VTT captions (0: skip)")
     parser.add_argument("--cache", type=Path, default=CACHE, help="where embeddings are cached")
+    parser.add_argument("--hnsw", action="store_true",
+                        help="also build faiss HNSW on the largest data set (minutes)")
     args = parser.parse_args()
     faiss.omp_set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     print(f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, faiss "
           f"{faiss.__version__}, {os.environ['OMP_NUM_THREADS']} thread(s); load average before: "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    rows = []
+    rows, sets = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:
-            data, queries = random_set(n, args.queries, args.dim)
-            rows.append(measure("random", data, queries, Path(tmp) / f"random-{n}"))
+            sets.append(("random", *random_set(n, args.queries, args.dim)))
+            rows.append(measure(*sets[-1], Path(tmp) / f"random-{n}"))
         if args.real:
-            data, queries = minilm_set(args.real, args.queries, args.cache)
-            rows.append(measure("MiniLM MSR-VTT", data, queries, Path(tmp) / "real"))
+            sets.append(("MiniLM MSR-VTT", *minilm_set(args.real, args.queries, args.cache)))
+            rows.append(measure(*sets[-1], Path(tmp) / "real"))
+    hnsw = [r for label, data, queries in sets if args.hnsw and len(data) == max(args.sizes)
+            for r in hnsw_rows(label, data, queries)]
     print()
     print_tables(rows)
+    if hnsw:
+        print()
+        print_hnsw(hnsw)
     print()
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
