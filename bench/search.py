@@ -224,7 +224,7 @@ def hnsw_rows(label: str, data: np.ndarray, queries: np.ndarray) -> list[dict]:
     time, and latency and recall@10 at several efSearch, beside IVF trained and filled alone."""
     truth = [exact_top(data, q) for q in queries]
     clock = time.perf_counter()
-    ivf = vectors.build(data.shape[1], np.arange(1, len(data) + 1), lambda ids: data[ids - 1])
+    vectors.build(data.shape[1], np.arange(1, len(data) + 1), lambda ids: data[ids - 1])
     ivf_s = time.perf_counter() - clock
     hnsw = faiss.IndexHNSWFlat(data.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
     hnsw.hnsw.efConstruction = 40
