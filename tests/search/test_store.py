@@ -358,3 +358,17 @@ def test_a_read_only_database_still_searches(store: VectorStore, tmp_path: Path,
         [hits] = again.search(bag("red circle"), k=1)
     assert Path(hits[0].path).name == "a.mp4"
     assert not list((tmp_path / "index").glob("vectors-*.faiss"))
+
+
+def test_a_searching_store_sees_another_writers_changes(store: VectorStore, tmp_path: Path,
+                                                        videos: list[Path]):
+    with VectorStore.open(tmp_path / "index") as reader:
+        assert len(reader.search(bag("red"), k=10)[0]) == 7
+        videos[0].unlink()
+        store.remove_missing()                       # another connection writes
+        new = tmp_path / "videos" / "z.mp4"
+        new.write_text("blue blue blue")
+        store.add_file(new, FileStat.of(new), [Segment(0, 1)], bag("blue blue blue")[None])
+        [hits] = reader.search(bag("blue blue blue"), k=10)
+        assert Path(hits[0].path).name == "z.mp4" and len(hits) == 6
+        assert str(videos[0]) not in {h.path for h in hits}

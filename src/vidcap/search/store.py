@@ -521,7 +521,7 @@ class VectorStore:
             if index is not None:
                 return index
             index = vector_index.update(self._index, self.fingerprint.dim, self._all_ids(),
-                                   self._vectors_of)
+                                        self._vectors_of)
         self._index, self._index_generation = index, generation
         self._write_vectors(index, generation)
         return index
@@ -540,11 +540,13 @@ class VectorStore:
         wanted = [int(i) for i in ids if i >= 0]
         rows = self._by_id("SELECT s.id, f.path, s.start_s, s.end_s, s.caption FROM segments s "
                            "JOIN files f ON f.id = s.file_id WHERE s.id", wanted)
-        if len(rows) != len(set(wanted)):
-            raise self._mismatch(self.folder / self._meta().get("vectors_file", "vectors"),
-                                 "it returned vector ids the database does not have")
+        if set(wanted) - rows.keys():
+            meta = self._meta()
+            if int(meta["generation"]) == self._index_generation:   # not another process's write
+                raise self._mismatch(self.folder / meta.get("vectors_file", "vectors"),
+                                     "it returned vector ids the database does not have")
         return [Hit(*rows[int(i)][:3], score=float(s), caption=rows[int(i)][3])
-                for s, i in zip(scores, ids) if i >= 0]
+                for s, i in zip(scores, ids) if int(i) in rows]
 
     @_guarded
     def search(self, queries: np.ndarray, k: int = 10, *, exact: bool = False,
