@@ -5,12 +5,13 @@
 `Embedder`; `format_hits` / `hits_json` print results.
 """
 
+from vidcap.search.base import (FileStat, Fingerprint, Hit, SearchIndexError, Segment,
+                                StoreStats)
 from vidcap.search.index import Embedder, Index
 from vidcap.search.indexer import (EmbedFile, EmbedVideos, FileEmbedding, IndexReport,
                                    embed_each, index_files)
 from vidcap.search.output import format_hits, hits_json
-from vidcap.search.store import (Fingerprint, FileStat, Hit, SearchIndexError, Segment, StoreStats,
-                                 VectorStore)
+from vidcap.search.store import VectorStore
 
 __all__ = ["EmbedFile", "EmbedVideos", "Embedder", "FileEmbedding", "FileStat", "Fingerprint",
            "Hit", "Index", "IndexReport", "SearchIndexError", "Segment", "StoreStats",

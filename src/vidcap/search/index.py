@@ -15,7 +15,8 @@ from typing import Protocol, Self
 import numpy as np
 
 from vidcap.search.indexer import FileEmbedding, IndexReport, index_files
-from vidcap.search.store import Fingerprint, Hit, SearchIndexError, StoreStats, VectorStore
+from vidcap.search.base import Fingerprint, Hit, SearchIndexError, StoreStats
+from vidcap.search.store import VectorStore
 
 
 class Embedder(Protocol):

@@ -21,7 +21,8 @@ import numpy as np
 from tqdm import tqdm
 
 from vidcap.errors import VidcapError
-from vidcap.search.store import FileStat, SearchIndexError, Segment, VectorStore
+from vidcap.search.base import FileStat, SearchIndexError, Segment
+from vidcap.search.store import VectorStore
 
 log = logging.getLogger(__name__)
 

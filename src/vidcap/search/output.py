@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from vidcap.search.store import Hit
+from vidcap.search.base import Hit
 
 
 def _clock(seconds: float) -> str:
