@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 
 from vidcap.data.manifest import VideoRecord
-from vidcap.data.shapes import ClipAttributes, parse_caption
+from vidcap.data.shapes import ClipAttributes
+from vidcap.evaluation.shapes import parse_caption
 from vidcap.errors import DatasetError, ManifestError, MetricsError
 
 TIES = "pessimistic: a query's rank counts every wrong candidate scoring at least as high"
