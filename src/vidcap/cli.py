@@ -473,6 +473,47 @@ def _cmd_attention(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# serve
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="local web page and HTTP API for captions and attention",
+                       description="Load RUN once and serve a page (/) and an HTTP API "
+                                   "(/api/caption, /api/attention, /api/search, /healthz; "
+                                   "documented at /docs) for captioning uploaded videos.")
+    p.add_argument("run", type=Path, help="run directory written by `vidcap train`")
+    p.add_argument("--index", type=Path, default=None, help="search index to serve")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-upload-mb", type=float, default=500.0,
+                   help="largest upload accepted (default 500; larger ones get 413)")
+    p.add_argument("--max-queue", type=int, default=8,
+                   help="requests waiting for the model at most (default 8; more get 503)")
+    p.add_argument("--timeout", type=float, default=120.0,
+                   help="seconds a request may wait for and use the model (default 120; 504)")
+    p.add_argument("--temp-dir", type=Path, default=None,
+                   help="where the private upload folder is made (default: the system's)")
+    p.add_argument("--checkpoint", choices=("auto", "best", "final"), default="auto")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.set_defaults(func=_cmd_serve)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from vidcap.apps.serve.app import ServeSettings
+    from vidcap.apps.serve.server import serve
+
+    if args.max_upload_mb <= 0 or args.max_queue < 0 or args.timeout <= 0:
+        raise VidcapError("--max-upload-mb and --timeout must be positive, --max-queue "
+                          "non-negative")
+    settings = ServeSettings(max_upload_mb=args.max_upload_mb, max_queue=args.max_queue,
+                             timeout_s=args.timeout, temp_root=args.temp_dir)
+    serve(args.run, index=args.index, host=args.host, port=args.port, settings=settings,
+          device=args.device, which=args.checkpoint)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
 # main
 
 
@@ -491,6 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(sub)
     _add_ablate(sub)
     _add_attention(sub)
+    _add_serve(sub)
     stats = sub.add_parser("stats", help="print the statistics of a manifest")
     stats.add_argument("manifest", type=Path)
     stats.set_defaults(func=_cmd_stats)

@@ -27,7 +27,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
@@ -35,6 +35,10 @@ from torch import Tensor, nn
 
 from vidcap.errors import RunError
 from vidcap.models.encoder import record_attention
+
+if TYPE_CHECKING:
+    from vidcap.config import GenerateConfig
+    from vidcap.video import SampledFrames
 
 log = logging.getLogger(__name__)
 
@@ -383,28 +387,21 @@ class AttentionFigure:
     method: Method
 
 
-def render_attention(run_dir: str | Path, video: str | Path, out: str | Path, *,
-                     layer: int | None = None, method: Method = "mean", device: str = "cpu",
-                     which: str = "auto") -> AttentionFigure:
-    """`vidcap attention`: sample a video's frames as the run's model does, caption them, and
-    draw the CLS-to-patch attention of block `layer` (or its rollout) over every frame."""
-    from vidcap.config import load_config
-    from vidcap.training.checkpoint import load_run
-    from vidcap.video import crop_frames, normalize_frames, read_sampled
+def draw_attention(model: nn.Module, sampled: SampledFrames, out: str | Path,
+                   gen: GenerateConfig | None = None, *, layer: int | None = None,
+                   method: Method = "mean") -> AttentionFigure:
+    """Caption frames already sampled as `model` samples them (`video.read_sampled` with its
+    `video_cfg.num_frames`) and draw the CLS-to-patch attention of block `layer` (or its rollout)
+    over every frame, with an already-loaded model (`vidcap serve` keeps one)."""
+    from vidcap.video import crop_frames, normalize_frames
 
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise RunError(f"{run_dir}: not a run directory (no config.yaml)")
-    cfg = load_config(run_dir / "config.yaml")
-    video_cfg = cfg.video
-    sampled = read_sampled(video, video_cfg.num_frames)  # a bad file fails here, before the model
+    video_cfg = model.video_cfg
     frames = crop_frames(sampled.frames, video_cfg.image_size)
     pixels = normalize_frames(frames, video_cfg.mean, video_cfg.std)
-    model = load_run(run_dir, device=device, which=which)
     layers = len(model.encoder.model.encoder.layer)
     maps = attention_maps(model, pixels, layer=layer, method=method)
     block = (model.encoder.attention_layer if layer is None else layer) % layers
-    caption = model.generate(pixels[None], cfg.generate)[0]
+    caption = model.generate(pixels[None], gen)[0]
     what = (f"CLS-to-patch attention, block {block + 1}/{layers}, mean of "
             f"{model.encoder.num_heads} heads" if method == "mean" else
             f"attention rollout, blocks 1-{block + 1} of {layers}")
@@ -412,3 +409,21 @@ def render_attention(run_dir: str | Path, video: str | Path, out: str | Path, *,
     labels = [f"frame {i}" for i in sampled.indices]
     layout = plot_attention(frames, maps, caption, out, frame_labels=labels, note=note)
     return AttentionFigure(Path(out), caption, layout, maps, list(sampled.indices), block, method)
+
+
+def render_attention(run_dir: str | Path, video: str | Path, out: str | Path, *,
+                     layer: int | None = None, method: Method = "mean", device: str = "cpu",
+                     which: str = "auto") -> AttentionFigure:
+    """`vidcap attention`: sample a video's frames as the run's model does, caption them, and
+    draw the CLS-to-patch attention of block `layer` (or its rollout) over every frame."""
+    from vidcap.config import load_config
+    from vidcap.training.checkpoint import load_run
+    from vidcap.video import read_sampled
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise RunError(f"{run_dir}: not a run directory (no config.yaml)")
+    cfg = load_config(run_dir / "config.yaml")
+    sampled = read_sampled(video, cfg.video.num_frames)  # a bad file fails here, before the model
+    model = load_run(run_dir, device=device, which=which)
+    return draw_attention(model, sampled, out, cfg.generate, layer=layer, method=method)

@@ -1,0 +1,1 @@
+"""Applications: thin arrangements of library calls that people start from the command line."""
