@@ -37,6 +37,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import httpx
 
@@ -167,7 +168,7 @@ class MemorySampler:
         while not self._stop.wait(self.every):
             self.peak = max(self.peak, self.rss())
 
-    def __enter__(self) -> MemorySampler:
+    def __enter__(self) -> Self:
         self.peak = self.rss()
         self._thread.start()
         return self
@@ -223,12 +224,12 @@ def throwaway_run(out: Path, manifest: Path) -> Path:
 def report(outcomes: list[Outcome], memory: dict[str, int], args: argparse.Namespace,
            health: dict, leftovers: list[Path]) -> str:
     mb = 1 / 2 ** 20
-    lines = [f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-             f"python {platform.python_version()}; load: {os.getloadavg()[0]:.2f} "
-             "(1-min average at the end)",
-             f"{args.requests} uploads from {args.clients} clients; server --max-queue "
-             f"{args.max_queue} --max-upload-mb {args.max_upload_mb} --timeout {args.timeout}",
-             f"{'kind':<12}{'n':>4}{'statuses':>22}{'p50 ms':>9}{'p95 ms':>9}"]
+    machine = (f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} "
+               f"cores, python {platform.python_version()}; load: {os.getloadavg()[0]:.2f} "
+               "(1-min average at the end)")
+    load = (f"{args.requests} uploads from {args.clients} clients; server --max-queue "
+            f"{args.max_queue} --max-upload-mb {args.max_upload_mb} --timeout {args.timeout}")
+    lines = [machine, load, f"{'kind':<12}{'n':>4}{'statuses':>22}{'p50 ms':>9}{'p95 ms':>9}"]
     for kind in [*ALLOWED, "all"]:
         chosen = [o for o in outcomes if kind in ("all", o.kind)]
         if not chosen:
@@ -240,12 +241,13 @@ def report(outcomes: list[Outcome], memory: dict[str, int], args: argparse.Names
                      f"{1000 * percentile(seconds, 0.5):>9.0f}"
                      f"{1000 * percentile(seconds, 0.95):>9.0f}")
     bad = [o for o in outcomes if not o.ok]
+    rss = (f"server RSS: start {memory['start'] * mb:.0f} MB, peak {memory['peak'] * mb:.0f} "
+           f"MB, after {memory['after'] * mb:.0f} MB "
+           f"({(memory['after'] - memory['start']) * mb:+.0f} MB)")
+    after = (f"healthy after: {health['status']}, queue {health['queue']}; files left in the "
+             f"upload folder: {len(leftovers)}")
     lines += [f"unexpected answers: {len(bad)} {[(o.kind, o.status, o.error) for o in bad][:5]}",
-              f"server RSS: start {memory['start'] * mb:.0f} MB, peak {memory['peak'] * mb:.0f} "
-              f"MB, after {memory['after'] * mb:.0f} MB "
-              f"({(memory['after'] - memory['start']) * mb:+.0f} MB)",
-              f"healthy after: {health['status']}, queue {health['queue']}; files left in the "
-              f"upload folder: {len(leftovers)}"]
+              rss, after]
     return "\n".join(lines)
 
 

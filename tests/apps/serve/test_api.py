@@ -114,12 +114,16 @@ def _asgi_post(app, headers: list[tuple[bytes, bytes]], chunks: list[bytes]) -> 
         if message["type"] == "http.response.start":
             answer["status"] = message["status"]
 
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-             "method": "POST", "scheme": "http", "path": "/api/caption", "raw_path":
-             b"/api/caption", "query_string": b"", "root_path": "", "headers": headers,
-             "client": ("127.0.0.1", 1234), "server": ("127.0.0.1", 80)}
-    asyncio.run(asyncio.wait_for(app(scope, receive, send), 60))
+    asyncio.run(asyncio.wait_for(app(_caption_scope(headers), receive, send), 60))
     return answer["status"], pulled
+
+
+def _caption_scope(headers: list[tuple[bytes, bytes]]) -> dict:
+    """The ASGI scope of a POST /api/caption with `headers`."""
+    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+            "scheme": "http", "path": "/api/caption", "raw_path": b"/api/caption",
+            "query_string": b"", "root_path": "", "headers": headers,
+            "client": ("127.0.0.1", 1234), "server": ("127.0.0.1", 80)}
 
 
 def _multipart_chunks(total: int, size: int = 10_000) -> list[bytes]:
@@ -155,11 +159,7 @@ def test_a_client_that_goes_away_mid_upload_leaves_nothing(engine, temp_root):
     async def send(message: dict) -> None:
         pass
 
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-             "method": "POST", "scheme": "http", "path": "/api/caption", "raw_path":
-             b"/api/caption", "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
-             "server": ("127.0.0.1", 80),
-             "headers": [(b"content-type", b"multipart/form-data; boundary=b")]}
+    scope = _caption_scope([(b"content-type", b"multipart/form-data; boundary=b")])
     asyncio.run(asyncio.wait_for(app(scope, receive, send), 60))
     assert sent == 4
     assert files_under(temp_root) == []

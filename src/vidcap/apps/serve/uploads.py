@@ -24,7 +24,7 @@ import tempfile
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Self
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -75,7 +75,7 @@ class RequestFiles:
     def _remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
 
-    def __enter__(self) -> RequestFiles:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
