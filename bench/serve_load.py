@@ -221,23 +221,31 @@ def throwaway_run(out: Path, manifest: Path) -> Path:
     return run
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def report(outcomes: list[Outcome], memory: dict[str, int], args: argparse.Namespace,
            health: dict, leftovers: list[Path]) -> str:
     mb = 1 / 2 ** 20
-    machine = (f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} "
+    machine = (f"machine: {cpu_name()}, {os.cpu_count()} "
                f"cores, python {platform.python_version()}; load: {os.getloadavg()[0]:.2f} "
                "(1-min average at the end)")
     load = (f"{args.requests} uploads from {args.clients} clients; server --max-queue "
             f"{args.max_queue} --max-upload-mb {args.max_upload_mb} --timeout {args.timeout}")
-    lines = [machine, load, f"{'kind':<12}{'n':>4}{'statuses':>22}{'p50 ms':>9}{'p95 ms':>9}"]
-    for kind in [*ALLOWED, "all"]:
-        chosen = [o for o in outcomes if kind in ("all", o.kind)]
-        if not chosen:
-            continue
-        seconds = [o.seconds for o in chosen]
-        statuses = ",".join(f"{s}x{sum(o.status == s for o in chosen)}"
-                            for s in sorted({o.status or 0 for o in chosen}))
-        lines.append(f"{kind:<12}{len(chosen):>4}{statuses:>22}"
+    lines = [machine, load, f"{'kind':<12}{'status':>7}{'n':>5}{'p50 ms':>9}{'p95 ms':>9}"]
+    groups = sorted({(o.kind, o.status or 0) for o in outcomes},
+                    key=lambda g: (list(ALLOWED).index(g[0]), g[1]))
+    for kind, status in [*groups, ("all", "any")]:
+        seconds = [o.seconds for o in outcomes
+                   if kind == "all" or (o.kind, o.status or 0) == (kind, status)]
+        lines.append(f"{kind:<12}{status:>7}{len(seconds):>5}"
                      f"{1000 * percentile(seconds, 0.5):>9.0f}"
                      f"{1000 * percentile(seconds, 0.95):>9.0f}")
     bad = [o for o in outcomes if not o.ok]
@@ -256,7 +264,7 @@ def main() -> int:
     parser.add_argument("--run", type=Path, default=None, help="run directory to serve")
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--max-queue", type=int, default=4)
+    parser.add_argument("--max-queue", type=int, default=6)
     parser.add_argument("--max-upload-mb", type=float, default=1.0)
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the server")

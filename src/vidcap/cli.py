@@ -503,9 +503,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from vidcap.apps.serve.app import ServeSettings
     from vidcap.apps.serve.server import serve
 
-    if args.max_upload_mb <= 0 or args.max_queue < 0 or args.timeout <= 0:
-        raise VidcapError("--max-upload-mb and --timeout must be positive, --max-queue "
-                          "non-negative")
     settings = ServeSettings(max_upload_mb=args.max_upload_mb, max_queue=args.max_queue,
                              timeout_s=args.timeout, temp_root=args.temp_dir)
     serve(args.run, index=args.index, host=args.host, port=args.port, settings=settings,

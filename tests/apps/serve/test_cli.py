@@ -19,8 +19,9 @@ from vidcap.cli import main
 
 @pytest.mark.parametrize("extra, words", [
     (["--index", "clips.index"], "cannot open search indexes yet"),
-    (["--max-queue", "-1"], "--max-queue non-negative"),
-    (["--timeout", "0"], "--timeout must be positive"),
+    (["--max-queue", "-1"], "--max-queue must be non-negative, got -1"),
+    (["--timeout", "0"], "--timeout must be positive, got 0"),
+    (["--max-upload-mb", "-5"], "--max-upload-mb must be positive, got -5"),
 ])
 def test_bad_starts_fail_in_one_line(tiny_run: Path, capsys, extra, words):
     assert main(["serve", str(tiny_run), *extra]) == 2

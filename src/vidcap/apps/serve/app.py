@@ -35,7 +35,7 @@ from vidcap.apps.serve.engine import CaptionOptions, CaptionResult, Engine
 from vidcap.apps.serve.errors import ApiError, NoSearchIndex, NotInIndex, UnreadableVideo
 from vidcap.apps.serve.uploads import Scratch, Upload, check_declared_length, receive_upload
 from vidcap.apps.serve.worker import Job, ModelWorker
-from vidcap.errors import VidcapError, VideoError
+from vidcap.errors import ConfigError, VidcapError, VideoError
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,14 @@ class ServeSettings:
     """Seconds a request may wait for and use the model, from the end of its upload; then 504."""
     temp_root: Path | None = None
     """Where the private upload folder is made (None: the system's temporary folder)."""
+
+    def __post_init__(self) -> None:
+        if not self.max_upload_mb > 0:
+            raise ConfigError(f"--max-upload-mb must be positive, got {self.max_upload_mb:g}")
+        if self.max_queue < 0:
+            raise ConfigError(f"--max-queue must be non-negative, got {self.max_queue}")
+        if not self.timeout_s > 0:
+            raise ConfigError(f"--timeout must be positive, got {self.timeout_s:g}")
 
     @property
     def max_upload_bytes(self) -> int:
@@ -182,7 +190,10 @@ def _add_search_routes(app: FastAPI, api: Api) -> None:
             raise NoSearchIndex("no search index is loaded: start the server with "
                                 "vidcap serve RUN --index INDEX")
         with api.worker.place() as place:
-            hits = await api.worker.run(place, None, lambda stop: api.engine.search(q, k))
+            try:
+                hits = await api.worker.run(place, None, lambda stop: api.engine.search(q, k))
+            except VidcapError as err:  # the index refuses the query
+                raise ApiError(str(err), status=422) from None
         return {"query": q, "results": [
             {**hit.model_dump(), "url": f"/api/videos/{quote(hit.video_id, safe='')}"}
             for hit in hits]}
