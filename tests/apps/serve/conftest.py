@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from vidcap.apps.serve.app import ServeSettings, create_app
-from vidcap.apps.serve.engine import ModelEngine
+from vidcap.apps.serve.engine import ModelEngine, SearchHit
 from vidcap.data.manifest import read_manifest
 
 
@@ -89,3 +89,20 @@ def live_server(app: FastAPI) -> Iterator[str]:
         thread.join(timeout=30)
         sock.close()
         torch.set_num_threads(threads)
+
+
+class TinyIndex:
+    """A search index over two Shapes clips: the words of the query found in each caption."""
+
+    def __init__(self, clips: list[Path]) -> None:
+        self.files = {"red-circle": clips[0], "blue/square": clips[1]}
+        self.texts = {"red-circle": "a red circle moves left", "blue/square": "a blue square grows"}
+
+    def search(self, query: str, k: int) -> list[SearchHit]:
+        words = set(query.lower().split())
+        scored = [(len(words & set(text.split())), vid) for vid, text in self.texts.items()]
+        return [SearchHit(video_id=vid, start=0.5, end=1.5, score=float(n), text=self.texts[vid])
+                for n, vid in sorted(scored, reverse=True)[:k] if n]
+
+    def video_file(self, video_id: str) -> Path:
+        return self.files[video_id]

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.apps.serve.conftest import files_under
+from tests.apps.serve.conftest import TinyIndex, files_under
 from vidcap.apps.serve.app import STATIC, ServeSettings, create_app
-from vidcap.apps.serve.engine import SearchHit
 from vidcap.training.checkpoint import load_run
 from vidcap.video import load_clip, probe_video
 
@@ -194,23 +193,6 @@ def test_no_file_field_and_no_multipart_are_400(make_client):
     assert other.status_code == 400 and "field 'file'" in other.json()["detail"]
     raw = client.post("/api/caption", content=b"123", headers={"content-type": "video/mp4"})
     assert raw.status_code == 400 and "multipart/form-data" in raw.json()["detail"]
-
-
-class TinyIndex:
-    """A search index over two Shapes clips: the words of the query found in each caption."""
-
-    def __init__(self, clips: list[Path]) -> None:
-        self.files = {"red-circle": clips[0], "blue/square": clips[1]}
-        self.texts = {"red-circle": "a red circle moves left", "blue/square": "a blue square grows"}
-
-    def search(self, query: str, k: int) -> list[SearchHit]:
-        words = set(query.lower().split())
-        scored = [(len(words & set(text.split())), vid) for vid, text in self.texts.items()]
-        return [SearchHit(video_id=vid, start=0.5, end=1.5, score=float(n), text=self.texts[vid])
-                for n, vid in sorted(scored, reverse=True)[:k] if n]
-
-    def video_file(self, video_id: str) -> Path:
-        return self.files[video_id]
 
 
 def test_search_with_an_index_finds_and_serves_indexed_videos_only(make_client, clips, engine,

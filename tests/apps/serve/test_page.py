@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.apps.serve.conftest import files_under, live_server
+from tests.apps.serve.conftest import TinyIndex, files_under, live_server
 from vidcap.apps.serve.app import ServeSettings, create_app
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -140,23 +140,30 @@ def check_bad_file(page, tmp_path: Path) -> None:
                                           "format recognised)")
 
 
+def open_page(context, base: str):
+    """Open the page at `base` in a new tab; (page, the URLs of other hosts it asked for, each
+    refused)."""
+    elsewhere: list[str] = []
+
+    def only_this_server(route) -> None:
+        if urlsplit(route.request.url).netloc != urlsplit(base).netloc:
+            elsewhere.append(route.request.url)
+            return route.abort()
+        return route.continue_()
+
+    context.route("**/*", only_this_server)
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.goto(base)
+    return page, elsewhere
+
+
 def test_page_captions_a_clip_plays_it_with_cues_and_seeks_by_keyboard(
         chromium_context, engine, clips, temp_root, tmp_path):
     app = create_app(engine, ServeSettings(temp_root=temp_root))
     with live_server(app) as base:
         expected = api_caption(base, clips[0])
-        elsewhere: list[str] = []
-
-        def only_this_server(route) -> None:
-            if urlsplit(route.request.url).netloc != urlsplit(base).netloc:
-                elsewhere.append(route.request.url)
-                return route.abort()
-            return route.continue_()
-
-        chromium_context.route("**/*", only_this_server)
-        page = chromium_context.new_page()
-        page.set_default_timeout(WAIT_MS)
-        page.goto(base)
+        page, elsewhere = open_page(chromium_context, base)
         page.set_input_files("#file", str(clips[0]))
         page.wait_for_selector("#scenes button")
         # the caption, in the region screen readers announce
@@ -173,3 +180,24 @@ def test_page_captions_a_clip_plays_it_with_cues_and_seeks_by_keyboard(
         page.close()
     assert elsewhere == []
     assert files_under(temp_root) == []
+
+
+def test_page_search_plays_a_result_from_its_time(chromium_context, engine, clips, temp_root,
+                                                 monkeypatch):
+    monkeypatch.setattr(engine, "index", TinyIndex(clips))
+    app = create_app(engine, ServeSettings(temp_root=temp_root))
+    with live_server(app) as base:
+        page, elsewhere = open_page(chromium_context, base)
+        page.wait_for_selector("#search:not([hidden])")  # shown only when an index is loaded
+        page.fill("#query", "blue square")
+        page.press("#query", "Enter")
+        page.wait_for_selector("#results button")
+        assert page.inner_text("#results li").startswith("blue/square at 0:00.5")
+        page.click("#results button")
+        page.wait_for_function("document.querySelector('#video').readyState >= 1 && "
+                               "Math.abs(document.querySelector('#video').currentTime - 0.5)"
+                               " < 0.05")
+        assert page.evaluate("document.querySelector('#video').src") == \
+            f"{base}/api/videos/blue%2Fsquare"
+        page.close()
+    assert elsewhere == []
