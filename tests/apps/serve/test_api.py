@@ -256,3 +256,11 @@ def test_the_page_and_its_files_make_no_outside_request(make_client):
     assert {f.name for f in files} >= {"index.html", "app.js", "app.css"}
     for file in files:
         assert re.findall(r"https?://", file.read_text(encoding="utf-8")) == [], file.name
+
+
+def test_the_client_file_name_is_only_ever_shown_never_a_path(make_client, temp_root):
+    client = make_client()
+    answer = upload(client, "/api/caption", "../../escape/\x1bnotes.mp4", b"")
+    assert answer.status_code == 415
+    assert answer.json()["detail"] == "notes.mp4: not a media file (it is empty)"
+    assert not (temp_root.parent / "escape").exists() and files_under(temp_root) == []
