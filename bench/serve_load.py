@@ -7,6 +7,7 @@ limit and a short queue, samples the server's resident memory (psutil, every 50 
     good   a Shapes clip                       -> 200 (or 503 when the queue is full)
     text   a text file named .mp4              -> 415
     cut    the first half of a Shapes clip     -> 422
+    bulk   zeros just under the upload limit   -> 415 (streamed to disk in full first)
     big    a body over --max-upload-mb         -> 413 (declared length, and a chunked body)
 
 Then it checks that every request got one of the allowed answers (none lost, none hanging past
@@ -42,7 +43,7 @@ from typing import Self
 import httpx
 
 ALLOWED = {"good": {200, 503}, "text": {415, 503}, "cut": {422, 503},
-           "big": {413, 503}, "big-chunked": {413, 503}}
+           "bulk": {415, 422, 503}, "big": {413, 503}, "big-chunked": {413, 503}}
 """What each kind of upload may be answered (503: the queue was full when it arrived)."""
 
 
@@ -67,13 +68,15 @@ class Outcome:
 
 
 def payloads(clips: list[Path], limit_bytes: int) -> list[Payload]:
-    """One upload of each kind per clip: good, text, cut, big, big-chunked (in that order)."""
+    """One upload of each kind per clip: good, text, cut, bulk (zeros just under the limit:
+    streamed to disk, then refused as no video), big, big-chunked (in that order)."""
     out = []
     for clip in clips:
         data = clip.read_bytes()
         out += [Payload("good", clip.name, data),
                 Payload("text", "notes.mp4", b"this is not a video\n" * 50),
                 Payload("cut", "cut-" + clip.name, data[:len(data) // 2]),
+                Payload("bulk", "bulk.mp4", b"\0" * (limit_bytes - 10_000)),
                 Payload("big", "big.mp4", b"\0" * (limit_bytes + 100_000)),
                 Payload("big-chunked", "big.mp4", b"\0" * (limit_bytes + 100_000))]
     return out
