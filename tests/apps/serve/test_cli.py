@@ -52,6 +52,7 @@ def _wait_for(base: str, server: subprocess.Popen, limit_s: float = 120) -> None
     raise AssertionError("vidcap serve did not answer")
 
 
+@pytest.mark.slow  # a fresh Python imports torch and transformers: 10-40 s on 2 shared cores
 def test_serve_starts_on_localhost_captions_and_cleans_up_on_stop(tiny_run: Path, clips,
                                                                   tmp_path: Path):
     port, temp = _free_port(), tmp_path / "temp"
