@@ -1,5 +1,5 @@
-"""Application commands: `vidcap demo` (the offline demo) and `vidcap ablate` (the paper's
-ablation grid)."""
+"""Application commands: `vidcap demo` (the offline demo), `vidcap ablate` (the paper's ablation
+grid) and `vidcap serve` (the local web page and HTTP API)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from vidcap.cli.common import Subparsers, add_overrides, attributes_table, int_list, scores_table
+from vidcap.cli.common import (Subparsers, add_overrides, add_run, attributes_table, int_list,
+                               scores_table)
 
 
 def add_parsers(sub: Subparsers) -> None:
     _add_demo(sub)
     _add_ablate(sub)
+    _add_serve(sub)
 
 
 def _add_demo(sub: Subparsers) -> None:
@@ -102,4 +104,36 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
         print(f"vidcap: {len(result.failed)} cell-seed(s) failed: " + ", ".join(
             f"{o.cell} seed {o.seed}" for o in result.failed), file=sys.stderr)
         return 1
+    return 0
+
+
+def _add_serve(sub: Subparsers) -> None:
+    p = sub.add_parser("serve", help="local web page and HTTP API for captions and attention",
+                       description="Load RUN once and serve a page (/) and an HTTP API "
+                                   "(/api/caption, /api/attention, /api/search, /healthz; "
+                                   "documented at /docs) for captioning uploaded videos.")
+    add_run(p)
+    p.add_argument("--index", type=Path, default=None, help="search index to serve")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-upload-mb", type=float, default=500.0,
+                   help="largest upload accepted (default 500; larger ones get 413)")
+    p.add_argument("--max-queue", type=int, default=8,
+                   help="requests waiting for the model at most (default 8; more get 503)")
+    p.add_argument("--timeout", type=float, default=120.0,
+                   help="seconds a request may wait for and use the model (default 120; 504)")
+    p.add_argument("--temp-dir", type=Path, default=None,
+                   help="where the private upload folder is made (default: the system's)")
+    p.set_defaults(func=_cmd_serve)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from vidcap.apps.serve.app import ServeSettings
+    from vidcap.apps.serve.server import serve
+
+    settings = ServeSettings(max_upload_mb=args.max_upload_mb, max_queue=args.max_queue,
+                             timeout_s=args.timeout, temp_root=args.temp_dir)
+    serve(args.run, index=args.index, host=args.host, port=args.port, settings=settings,
+          device=args.device, which=args.checkpoint)
     return 0

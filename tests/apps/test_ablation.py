@@ -18,7 +18,7 @@ from vidcap.cli import main
 from vidcap.config import load_config
 from vidcap.errors import ConfigError
 
-from .conftest import TINY, TINY_TRAIN
+from ..conftest import TINY, TINY_TRAIN
 
 
 def test_steps_to_target_reads_caption_validations():

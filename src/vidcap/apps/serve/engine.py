@@ -1,0 +1,195 @@
+"""What the web app asks of the model: the `Engine` interface and its implementation on a run.
+
+The app (`app.py`) only ever calls an `Engine`:
+
+    caption(video, options, *, stop=None) -> CaptionResult     caption, scenes, WebVTT
+    attention_png(video, *, layer=None, method="mean", stop=None) -> bytes
+    search(query, k) -> list[SearchHit]                         when `has_search`
+    video_file(video_id) -> Path                                a file the search index holds
+    health() -> dict                                            model, device, precision
+
+`ModelEngine` implements it on a run directory, loaded once. Two parts are placeholders for work
+landing elsewhere, each behind one seam:
+
+- segments: `describe_video` captions the whole clip and returns it as one scene spanning the
+  video (with a one-cue WebVTT). The long-video segmenter (shots / fixed windows) replaces that
+  function's body; `CaptionOptions.segments`, `window` and `stride` already reach it.
+- search: a `SearchIndex` (any object with `search` and `video_file`) is injected; `vidcap serve
+  --index` opens one with `server.open_search_index`, which the search index replaces.
+
+Engines run in the server's single model thread (`worker.py`), one call at a time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+import threading
+from pathlib import Path
+from typing import Literal, Protocol
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from vidcap.captioning.subtitles import vtt_text
+from vidcap.config import GenerateConfig
+from vidcap.errors import VidcapError
+from vidcap.runs.store import load_run, read_config
+from vidcap.video import load_clip, probe_video, read_clip
+from vidcap.visualize import Method, draw_attention
+
+log = logging.getLogger(__name__)
+
+GENERATE_FIELDS = frozenset({"strategy", "num_beams", "top_p", "top_k", "temperature",
+                             "max_new_tokens", "seed"})
+
+
+class CaptionOptions(BaseModel):
+    """Decoding and segmenting options of one caption request (unset: the run's own)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: Literal["greedy", "beam", "sample"] | None = Field(
+        None, description="greedy, beam search, or top-p / top-k sampling")
+    num_beams: int | None = Field(None, ge=1, le=16, description="beams (implies beam)")
+    top_p: float | None = Field(None, gt=0, le=1, description="nucleus mass for sample")
+    top_k: int | None = Field(None, ge=0, le=1000, description="keep the k likeliest tokens")
+    temperature: float | None = Field(None, gt=0, le=10, description="softmax temperature")
+    max_new_tokens: int | None = Field(None, ge=1, le=200, description="longest caption, tokens")
+    seed: int | None = Field(None, ge=0, description="seed of sampling")
+    segments: Literal["auto", "shots", "fixed", "none"] = Field(
+        "auto", description="scenes: by shot changes, fixed windows, either (auto), or none")
+    window: float | None = Field(None, gt=0, le=3600, description="window length (fixed), s")
+    stride: float | None = Field(None, gt=0, le=3600, description="window step (fixed), s")
+
+    def generate_config(self, base: GenerateConfig) -> GenerateConfig:
+        """`base` (the run's `generate` section) with the options that were set."""
+        chosen = self.model_dump(include=GENERATE_FIELDS, exclude_none=True)
+        if "num_beams" in chosen and "strategy" not in chosen:
+            chosen["strategy"] = "beam"  # as the CLI's --num-beams
+        return dataclasses.replace(base, **chosen)
+
+
+class Segment(BaseModel):
+    """A scene: seconds from the start of the video, and its caption."""
+
+    start: float
+    end: float
+    caption: str
+
+
+class CaptionResult(BaseModel):
+    """The answer of `POST /api/caption`."""
+
+    caption: str = Field(description="the whole video in one sentence")
+    segments: list[Segment] = Field(description="the scenes, in order")
+    vtt: str = Field(description="WebVTT with one cue per scene")
+    duration: float = Field(description="seconds")
+
+
+class SearchHit(BaseModel):
+    """One search result: an indexed video and the time span that matched."""
+
+    video_id: str
+    start: float
+    end: float
+    score: float
+    text: str = Field("", description="the indexed caption of that span, when there is one")
+
+
+class SearchIndex(Protocol):
+    """What the server needs of a text-to-video index."""
+
+    def search(self, query: str, k: int) -> list[SearchHit]:
+        """The `k` best matches of `query`, best first."""
+
+    def video_file(self, video_id: str) -> Path:
+        """The file of an indexed video; KeyError when `video_id` is not in the index."""
+
+
+class Engine(Protocol):
+    """Everything the web app asks of the model (module docstring)."""
+
+    has_search: bool
+
+    def caption(self, video: Path, options: CaptionOptions, *,
+                stop: threading.Event | None = None) -> CaptionResult: ...
+
+    def attention_png(self, video: Path, *, layer: int | None = None, method: Method = "mean",
+                      stop: threading.Event | None = None) -> bytes: ...
+
+    def search(self, query: str, k: int) -> list[SearchHit]: ...
+
+    def video_file(self, video_id: str) -> Path: ...
+
+    def health(self) -> dict: ...
+
+
+def describe_video(model: torch.nn.Module, video: Path, gen: GenerateConfig,
+                   options: CaptionOptions, *, stop: threading.Event | None = None
+                   ) -> CaptionResult:
+    """Caption `video` and its scenes. THE SEAM FOR LONG VIDEOS: today the whole clip is one
+    scene and `options.segments/window/stride` are not used yet; the long-video segmenter
+    replaces this body (captioning each scene with the same `gen`, checking `stop` between
+    scenes, and writing one cue per scene)."""
+    duration = probe_video(video).duration
+    clip = load_clip(video, model.video_cfg)
+    with torch.no_grad():
+        caption = model.generate(clip[None], gen)[0]
+    return CaptionResult(caption=caption, segments=[Segment(start=0.0, end=duration,
+                                                            caption=caption)],
+                         vtt=vtt_text(caption, duration), duration=duration)
+
+
+class ModelEngine:
+    """The `Engine` of a run directory: its model loaded once, on `device`."""
+
+    def __init__(self, run: str | Path, *, device: str = "cpu", which: str = "auto",
+                 index: SearchIndex | None = None) -> None:
+        self.run = Path(run)
+        self.model = load_run(self.run, device=device, which=which)  # checks it is a run first
+        self.config = read_config(self.run)
+        self.index = index
+
+    @property
+    def has_search(self) -> bool:
+        return self.index is not None
+
+    def caption(self, video: Path, options: CaptionOptions, *,
+                stop: threading.Event | None = None) -> CaptionResult:
+        """Caption a video file with `options` over the run's decoding settings."""
+        gen = options.generate_config(self.config.generate)
+        return describe_video(self.model, video, gen, options, stop=stop)
+
+    def attention_png(self, video: Path, *, layer: int | None = None, method: Method = "mean",
+                      stop: threading.Event | None = None) -> bytes:
+        """The attention figure (`vidcap attention`) of a video file, as PNG bytes."""
+        clip = read_clip(video, self.model.video_cfg)
+        with tempfile.TemporaryDirectory(prefix="attention-", dir=video.parent) as folder:
+            out = Path(folder) / "attention.png"
+            draw_attention(self.model, clip, out, gen=self.config.generate, layer=layer,
+                           method=method)
+            return out.read_bytes()
+
+    def search(self, query: str, k: int) -> list[SearchHit]:
+        if self.index is None:
+            raise VidcapError("no search index is loaded")
+        return self.index.search(query, k)
+
+    def video_file(self, video_id: str) -> Path:
+        if self.index is None:
+            raise KeyError(video_id)
+        return self.index.video_file(video_id)
+
+    def health(self) -> dict:
+        """What is loaded: run, model outline, device, precision."""
+        model, cfg = self.model, self.config
+        return {"run": self.run.name,
+                "model": f"MFFCL: TimeSformer {cfg.model.encoder.num_layers} blocks, "
+                         f"{cfg.video.num_frames} frames of {cfg.video.image_size} px; "
+                         f"{cfg.model.mapper.kind} mapper, tau {cfg.model.mapper.num_queries}; "
+                         f"GPT-2 {cfg.model.decoder.num_layers} blocks",
+                "device": str(model.device),
+                "precision": str(next(model.parameters()).dtype).removeprefix("torch."),
+                "search": self.has_search}

@@ -1,0 +1,48 @@
+"""`vidcap serve`: load a run once, build the app, run it under uvicorn."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from pathlib import Path
+
+from vidcap.apps.serve.app import ServeSettings, create_app
+from vidcap.apps.serve.engine import ModelEngine, SearchIndex
+from vidcap.errors import VidcapError
+
+log = logging.getLogger(__name__)
+
+
+def open_search_index(path: str | Path) -> SearchIndex:
+    """The search index at `path`. THE SEAM FOR SEARCH: the text-to-video index (vidcap.search)
+    opens its files here; until it lands no index format exists, and `--index` is refused in one
+    line instead of starting a server whose search cannot work."""
+    raise VidcapError(f"{path}: this build of vidcap cannot open search indexes yet "
+                      "(start the server without --index)")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is only reachable from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(run: str | Path, *, index: str | Path | None = None, host: str = "127.0.0.1",
+          port: int = 8000, settings: ServeSettings | None = None, device: str = "cpu",
+          which: str = "auto", log_level: str = "info") -> None:
+    """Serve the page and the API of `run` until interrupted (Ctrl-C)."""
+    import uvicorn
+
+    search = open_search_index(index) if index is not None else None
+    engine = ModelEngine(run, device=device, which=which, index=search)
+    app = create_app(engine, settings)
+    if not is_loopback(host):
+        log.warning("listening on %s: other machines can reach this server, upload videos to "
+                    "it and run the model (there is no authentication)", host)
+    log.info("vidcap serve: http://%s:%d/ (API documentation at /docs)",
+             f"[{host}]" if ":" in host else host, port)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)

@@ -1,0 +1,1 @@
+"""Tests of `vidcap serve` (vidcap.apps.serve)."""
