@@ -1,8 +1,8 @@
 """`vidcap` command line: the only code that reads argv.
 
 Each subcommand parses its arguments and calls a typed library function; the commands live in
-modules by area (`data`, `train`, `evaluate`, `caption`, `apps`), options and tables they share in
-`common`. Building the parser imports nothing heavy (no torch): each command imports what it
+modules by area (`data`, `train`, `evaluate`, `caption`, `search`, `apps`), options and tables
+they share in `common`. Building the parser imports nothing heavy (no torch): each command imports what it
 needs when it runs. A `VidcapError` (bad input: a corrupt video, a missing file, a malformed
 annotation) is printed as one line and the exit status is 2; nothing else is caught, so real bugs
 keep their traceback.
@@ -17,12 +17,12 @@ import sys
 from collections.abc import Sequence
 
 from vidcap import __version__
-from vidcap.cli import apps, caption, data, evaluate, train
+from vidcap.cli import apps, caption, data, evaluate, search, train
 from vidcap.errors import VidcapError
 
 log = logging.getLogger("vidcap")
 
-COMMAND_MODULES = (data, evaluate, train, caption, apps)
+COMMAND_MODULES = (data, evaluate, train, caption, search, apps)
 """Each registers its subcommands (`add_parsers`), in the order `--help` lists them."""
 
 

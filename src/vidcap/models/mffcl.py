@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import GPT2Config, PreTrainedTokenizerFast, TimesformerConfig
 
@@ -260,6 +261,19 @@ class MFFCL(nn.Module):
         features = pixels if isinstance(pixels, VideoFeatures) else self.encode_video(pixels)
         text_features = text if isinstance(text, Tensor) else self.encode_text(text)
         return self.contrastive(features.cls, text_features.to(features.cls.device))
+
+    @torch.no_grad()
+    def embed_video(self, pixels: Tensor) -> Tensor:
+        """pixels (B, T, 3, H, W) -> (B, E) unit vectors in the aligned space: the contrastive
+        head's projection of the video CLS (what the align stage trains; cosine = dot product)."""
+        cls = self.encode_video(pixels.to(self.device)).cls
+        return F.normalize(self.contrastive.video_proj(cls).float(), dim=-1)
+
+    @torch.no_grad()
+    def embed_text(self, captions: Sequence[str]) -> Tensor:
+        """captions -> (B, E) unit vectors in the aligned space (the text side of `embed_video`)."""
+        text = self.encode_text(captions).to(self.device)
+        return F.normalize(self.contrastive.text_proj(text).float(), dim=-1)
 
     def prefix(self, features: VideoFeatures) -> Tensor:
         """VideoFeatures -> (B, tau, Dlm) prefix embeddings for GPT-2."""

@@ -8,6 +8,7 @@
     RUN/trainer_state.pt         the final trainer state: its presence means training finished
     RUN/metrics.jsonl            one line per logged step, evaluation or event; RUN/curves.png
     RUN/predictions-<split>.json, RUN/scores-<split>.json   each evaluation's output
+    RUN/retrieval-<split>.json   retrieval in the aligned space (`evaluate --task retrieval`)
 
 No other module spells these names: everyone asks a `RunLayout`.
 """
@@ -85,6 +86,10 @@ class RunLayout:
 
     def scores(self, split: str) -> Path:
         return self.root / f"scores-{split}.json"
+
+    def retrieval(self, split: str) -> Path:
+        """Text-to-video and video-to-text retrieval of a split (`evaluate --task retrieval`)."""
+        return self.root / f"retrieval-{split}.json"
 
     def is_run(self) -> bool:
         """Whether the folder holds a run (its config is there)."""
