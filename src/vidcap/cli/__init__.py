@@ -2,8 +2,8 @@
 
 Each subcommand parses its arguments and calls a typed library function; the commands live in
 modules by area (`data`, `train`, `evaluate`, `caption`, `search`, `apps`), options and tables
-they share in `common`. Building the parser imports nothing heavy (no torch): each command imports what it
-needs when it runs. A `VidcapError` (bad input: a corrupt video, a missing file, a malformed
+they share in `common`. Building the parser imports nothing heavy (no torch): each command imports
+what it needs when it runs. A `VidcapError` (bad input: a corrupt video, a missing file, a malformed
 annotation) is printed as one line and the exit status is 2; nothing else is caught, so real bugs
 keep their traceback.
 """

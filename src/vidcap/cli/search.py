@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from vidcap.cli.common import Subparsers, add_run
+from vidcap.cli.common import Subparsers, add_run, add_run_options
 
 
 def add_parsers(sub: Subparsers) -> None:
@@ -36,8 +36,8 @@ def _cmd_index(args: argparse.Namespace) -> int:
     from vidcap.search.index import Index
 
     files = find_videos(args.videos)
-    embedder = ModelEmbedder(args.run, device=args.device, which=args.checkpoint,
-                             caption=args.caption)
+    embedder = ModelEmbedder.load(args.run, device=args.device, which=args.checkpoint,
+                                  caption=args.caption)
     with Index.open_or_create(args.out, embedder) as index:
         report = index.add(files, retry_failed=args.retry_failed)
         stats = index.stats()
@@ -58,7 +58,7 @@ def _add_search(sub: Subparsers) -> None:
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--exact", action="store_true",
                    help="exact search even where the index is approximate (large indexes)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    add_run_options(p)
     p.set_defaults(func=_cmd_search)
 
 
@@ -70,7 +70,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
     if args.k < 1:
         raise VidcapError(f"-k must be at least 1, got {args.k}")
-    with Index.open_with(args.index, lambda fp: ModelEmbedder(fp.run, device=args.device)) as index:
+    with Index.open_with(args.index,
+                         lambda fp: ModelEmbedder.load(fp.run, device=args.device,
+                                                       which=args.checkpoint)) as index:
         hits = index.search(args.text, args.k, exact=args.exact)
     print(hits_json(hits, args.k) if args.format == "json" else format_hits(hits, args.k))
     return 0

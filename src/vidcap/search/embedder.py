@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vidcap.config import GenerateConfig
 from vidcap.errors import VideoError
+from vidcap.models.mffcl import MFFCL
 from vidcap.runs.layout import open_run
 from vidcap.runs.store import load_run, read_config
 from vidcap.search.base import Fingerprint, Segment
@@ -40,21 +42,37 @@ def weights_digest(files: Sequence[Path]) -> str:
 
 
 class ModelEmbedder:
-    """The `Embedder` of a run directory (see `vidcap.search.index.Embedder`)."""
+    """The `Embedder` of a run's model (see `vidcap.search.index.Embedder`); `load` builds one
+    from a run directory, `of_model` around a model already loaded from one (`vidcap serve`)."""
 
-    def __init__(self, run: str | Path, *, device: str = "cpu", which: str = "auto",
+    def __init__(self, model: MFFCL, fingerprint: Fingerprint, generate_cfg: GenerateConfig, *,
                  caption: bool = False, batch_size: int = 16) -> None:
+        self.model = model
+        self._fingerprint = fingerprint
+        self.generate_cfg = generate_cfg
+        self.caption = caption
+        self.batch_size = batch_size
+
+    @classmethod
+    def load(cls, run: str | Path, *, device: str = "cpu", which: str = "auto",
+             caption: bool = False) -> ModelEmbedder:
+        """Load `run`'s model with its text encoder and embed with it."""
+        model = load_run(open_run(run).root, device=device, which=which, with_text_encoder=True)
+        return cls.of_model(model, run, which=which, caption=caption)
+
+    @classmethod
+    def of_model(cls, model: MFFCL, run: str | Path, *, which: str = "auto",
+                 caption: bool = False) -> ModelEmbedder:
+        """Embed with `model`, which was loaded from `run` with `which` weights (and its text
+        encoder); the fingerprint is that of those weights."""
         layout = open_run(run)
         weights = [layout.weights]
         if layout.weights_for(which) != layout.weights:
             weights.append(layout.weights_for(which))
-        self.model = load_run(layout.root, device=device, which=which, with_text_encoder=True)
-        self.generate_cfg = read_config(layout).generate
-        self.caption = caption
-        self.batch_size = batch_size
-        self._fingerprint = Fingerprint(model=weights_digest(weights),
-                                        dim=self.model.cfg.contrastive.embed_dim,
-                                        run=str(layout.root.resolve()))
+        fingerprint = Fingerprint(model=weights_digest(weights),
+                                  dim=model.cfg.contrastive.embed_dim,
+                                  run=str(layout.root.resolve()))
+        return cls(model, fingerprint, read_config(layout).generate, caption=caption)
 
     @property
     def fingerprint(self) -> Fingerprint:

@@ -313,6 +313,11 @@ class VectorStore:
         return gone
 
     @_guarded
+    def file_ids(self) -> dict[str, int]:
+        """{path: its row id} of every file indexed with vectors (ids stay while it is indexed)."""
+        return dict(self._db.execute("SELECT path, id FROM files WHERE status = 'ok'").fetchall())
+
+    @_guarded
     def failures(self) -> list[tuple[str, str]]:
         """(path, error) of every file recorded as failed."""
         return self._db.execute("SELECT path, error FROM files WHERE status = 'failed' "

@@ -13,6 +13,7 @@ import pytest
 
 from tests.apps.serve.conftest import TinyIndex, files_under
 from vidcap.apps.serve.app import STATIC, ServeSettings, create_app
+from vidcap.apps.serve.engine import ModelEngine
 from vidcap.runs.store import load_run, read_config
 from vidcap.video import load_clip, probe_video
 
@@ -209,6 +210,27 @@ def test_search_with_an_index_finds_and_serves_indexed_videos_only(make_client, 
     assert part.status_code == 206 and part.content == clips[1].read_bytes()[:100]
     for bad in ("nothing", "..%2F..%2F..%2Fetc%2Fpasswd", str(clips[2]).lstrip("/")):
         assert client.get(f"/api/videos/{bad}").status_code == 404
+
+
+def test_a_real_index_is_searched_with_the_served_model(make_client, tiny_run, clips, tmp_path):
+    from vidcap.apps.serve.search import IndexSearch
+    from vidcap.cli import main
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for clip in clips[:4]:
+        (folder / clip.name).write_bytes(clip.read_bytes())
+    assert main(["index", str(tiny_run), str(folder), "--out", str(tmp_path / "index")]) == 0
+    engine = ModelEngine(tiny_run, index=lambda model: IndexSearch.open(tmp_path / "index",
+                                                                        model, tiny_run))
+    assert engine.model.text_encoder is not None  # the served model also embeds queries
+    client = make_client(engine)
+    results = client.get("/api/search", params={"q": "a red circle", "k": 3}).json()["results"]
+    assert len(results) == 3 and results[0]["end"] is None  # whole files: no time range
+    scores = [r["score"] for r in results]
+    assert scores == sorted(scores, reverse=True)
+    served = client.get(results[0]["url"])
+    indexed = {p.read_bytes() for p in folder.iterdir()}
+    assert served.status_code == 200 and served.content in indexed
 
 
 def test_without_an_index_search_and_videos_are_404_in_one_line(make_client):

@@ -18,7 +18,7 @@ from vidcap.cli import main
 
 
 @pytest.mark.parametrize("extra, words", [
-    (["--index", "clips.index"], "cannot open search indexes yet"),
+    (["--index", "clips.index"], "clips.index: no search index here"),
     (["--max-queue", "-1"], "--max-queue must be non-negative, got -1"),
     (["--timeout", "0"], "--timeout must be positive, got 0"),
     (["--max-upload-mb", "-5"], "--max-upload-mb must be positive, got -5"),

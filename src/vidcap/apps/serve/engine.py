@@ -15,7 +15,7 @@ landing elsewhere, each behind one seam:
   video (with a one-cue WebVTT). The long-video segmenter (shots / fixed windows) replaces that
   function's body; `CaptionOptions.segments`, `window` and `stride` already reach it.
 - search: a `SearchIndex` (any object with `search` and `video_file`) is injected; `vidcap serve
-  --index` opens one with `server.open_search_index`, which the search index replaces.
+  --index` opens a `vidcap.search` index with the served model (`search.IndexSearch`).
 
 Engines run in the server's single model thread (`worker.py`), one call at a time.
 """
@@ -27,6 +27,7 @@ import logging
 import tempfile
 import threading
 from pathlib import Path
+from collections.abc import Callable
 from typing import Literal, Protocol
 
 import torch
@@ -35,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from vidcap.captioning.subtitles import vtt_text
 from vidcap.config import GenerateConfig
 from vidcap.errors import VidcapError
+from vidcap.models.mffcl import MFFCL
 from vidcap.runs.store import load_run, read_config
 from vidcap.video import load_clip, probe_video, read_clip
 from vidcap.visualize import Method, draw_attention
@@ -93,7 +95,7 @@ class SearchHit(BaseModel):
 
     video_id: str
     start: float
-    end: float
+    end: float | None = Field(None, description="end of the span; null for a whole video")
     score: float
     text: str = Field("", description="the indexed caption of that span, when there is one")
 
@@ -146,11 +148,14 @@ class ModelEngine:
     """The `Engine` of a run directory: its model loaded once, on `device`."""
 
     def __init__(self, run: str | Path, *, device: str = "cpu", which: str = "auto",
-                 index: SearchIndex | None = None) -> None:
+                 index: SearchIndex | Callable[[MFFCL], SearchIndex] | None = None) -> None:
+        """`index`: a search index, or a function opening one with the model once it is loaded
+        (`vidcap serve --index`: queries are embedded by the served model itself)."""
         self.run = Path(run)
-        self.model = load_run(self.run, device=device, which=which)  # checks it is a run first
+        self.model = load_run(self.run, device=device, which=which,  # checks it is a run first
+                              with_text_encoder=index is not None)  # search embeds queries
         self.config = read_config(self.run)
-        self.index = index
+        self.index = index(self.model) if callable(index) else index
 
     @property
     def has_search(self) -> bool:

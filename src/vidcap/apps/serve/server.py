@@ -7,18 +7,12 @@ import logging
 from pathlib import Path
 
 from vidcap.apps.serve.app import ServeSettings, create_app
-from vidcap.apps.serve.engine import ModelEngine, SearchIndex
-from vidcap.errors import VidcapError
+from vidcap.apps.serve.engine import ModelEngine
+from vidcap.apps.serve.search import IndexSearch
+from vidcap.models.mffcl import MFFCL
+from vidcap.search.store import VectorStore
 
 log = logging.getLogger(__name__)
-
-
-def open_search_index(path: str | Path) -> SearchIndex:
-    """The search index at `path`. THE SEAM FOR SEARCH: the text-to-video index (vidcap.search)
-    opens its files here; until it lands no index format exists, and `--index` is refused in one
-    line instead of starting a server whose search cannot work."""
-    raise VidcapError(f"{path}: this build of vidcap cannot open search indexes yet "
-                      "(start the server without --index)")
 
 
 def is_loopback(host: str) -> bool:
@@ -37,7 +31,12 @@ def serve(run: str | Path, *, index: str | Path | None = None, host: str = "127.
     """Serve the page and the API of `run` until interrupted (Ctrl-C)."""
     import uvicorn
 
-    search = open_search_index(index) if index is not None else None
+    search = None
+    if index is not None:
+        VectorStore.open(index).close()  # a missing or damaged index fails before the model loads
+
+        def search(model: MFFCL) -> IndexSearch:
+            return IndexSearch.open(index, model, run, which=which)
     engine = ModelEngine(run, device=device, which=which, index=search)
     app = create_app(engine, settings)
     if not is_loopback(host):
