@@ -48,7 +48,7 @@ def test_a_line_exactly_at_the_limit_is_read(tmp_path, monkeypatch):
     path.write_bytes(b"0123456789\r\n0123456789\n")
     assert [n for n, _ in limits.iter_lines(path, ManifestError)] == [1, 2]
     path.write_bytes(b"0123456789\n0123456789A\n")
-    with pytest.raises(ManifestError, match=r"x.txt:2: line longer than 10 bytes"):
+    with pytest.raises(ManifestError, match=r"x.txt:2: the line is over the 10 bytes limit"):
         list(limits.iter_lines(path, ManifestError))
 
 
@@ -88,3 +88,16 @@ def test_zip_ratio_applies_to_members_over_a_mebibyte(tmp_path):
     with pytest.raises(ManifestError, match=r"ratio \d+:1, over the limit of 100:1"):
         limits.read_zip(big, lambda n: True, ManifestError)
     assert limits.is_zip(big) and not limits.is_zip(tmp_path)
+
+
+def test_a_member_is_refused_from_its_declared_size_before_unpacking(tmp_path):
+    data = bytearray(_zip(b'{"a": 1}'))
+    size = (3 << 30).to_bytes(4, "little")  # patch both headers to declare 3 GiB unpacked
+    for header, offset in ((b"PK\x01\x02", 24), (b"PK\x03\x04", 22)):
+        at = data.index(header)
+        data[at + offset:at + offset + 4] = size
+    path = tmp_path / "a.zip"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ManifestError, match=r"a.zip:a.json: the member, 3.0 GiB unpacked, is "
+                                            r"over the 256.0 MiB limit"):
+        limits.read_zip(path, lambda n: True, ManifestError)

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vidcap.errors import ConfigError, VidcapError, shorten
+from vidcap.errors import ConfigError, VidcapError, shorten, truncate
 
 MiB = 1 << 20
 ErrorType = type[VidcapError]
@@ -66,9 +66,9 @@ class Limit:
             raise ConfigError(f"{self.env}={shorten(text)}: expected a positive whole number")
         return value
 
-    def exceeded(self, where: str, size: str, error: ErrorType) -> VidcapError:
-        """The error for an input of `size` over this limit."""
-        return error(f"{where}: {size}, over the limit of {_bytes(self.value())} for a "
+    def exceeded(self, where: str, subject: str, error: ErrorType) -> VidcapError:
+        """The error for `subject` ("the line", "312.0 MiB") at `where`, over this limit."""
+        return error(f"{where}: {subject} is over the {_bytes(self.value())} limit on a "
                      f"{self.what} (set {self.env} to a larger number of bytes to read it)")
 
 
@@ -171,7 +171,7 @@ def _check_size(path: Path, error: ErrorType, limit: Limit) -> None:
         raise error(f"{path}: not a regular file")
     size = info.st_size
     if size > limit.value():
-        raise limit.exceeded(str(path), f"{_bytes(size)}", error)
+        raise limit.exceeded(str(path), _bytes(size), error)
 
 
 def read_bytes(path: str | Path, error: ErrorType, limit: Limit = FILE_BYTES) -> bytes:
@@ -185,7 +185,7 @@ def read_bytes(path: str | Path, error: ErrorType, limit: Limit = FILE_BYTES) ->
         except OSError as err:
             raise error(f"{path}: cannot be read ({err.strerror or err})") from None
     if len(data) > limit.value():
-        raise limit.exceeded(str(path), f"more than {_bytes(limit.value())}", error)
+        raise limit.exceeded(str(path), "the file", error)
     return data
 
 
@@ -207,8 +207,7 @@ def iter_lines(path: str | Path, error: ErrorType) -> Iterator[tuple[int, str]]:
             if not raw:
                 return
             if len(raw.rstrip(b"\r\n")) > cap:
-                raise LINE_BYTES.exceeded(f"{path}:{lineno}", "line longer than "
-                                          f"{_bytes(cap)}", error)
+                raise LINE_BYTES.exceeded(f"{path}:{lineno}", "the line", error)
             if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
             yield lineno, decode_text(raw, f"{path}:{lineno}", error).rstrip("\r\n")
@@ -318,7 +317,7 @@ def _check_member(info: zipfile.ZipInfo, where: str, error: ErrorType) -> None:
     if info.flag_bits & 0x1:
         raise error(f"{where}: the zip member is encrypted; unpack it yourself and pass the file")
     if info.file_size > FILE_BYTES.value():
-        raise FILE_BYTES.exceeded(where, f"unpacks to {_bytes(info.file_size)}", error)
+        raise FILE_BYTES.exceeded(where, f"the member, {_bytes(info.file_size)} unpacked,", error)
     ratio = info.file_size / max(info.compress_size, 1)
     if info.file_size > ZIP_RATIO_FROM and ratio > ZIP_RATIO.value():
         raise error(f"{where}: unpacks to {_bytes(info.file_size)} from "
@@ -328,7 +327,6 @@ def _check_member(info: zipfile.ZipInfo, where: str, error: ErrorType) -> None:
 
 def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str,
                  error: ErrorType) -> bytes:
-    _check_member(info, where, error)
     try:
         with archive.open(info) as member:
             data = member.read(info.file_size + 1)
@@ -338,6 +336,11 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str,
         raise error(f"{where}: damaged zip archive (the member unpacks to {len(data)} bytes, "
                     f"its header says {info.file_size})")
     return data
+
+
+def _member(path: Path, name: str) -> str:
+    """`archive.zip:member.json`, the member's name cut and on one line."""
+    return f"{path}:{truncate(name, 80)}"
 
 
 def read_zip(path: str | Path, wanted: Callable[[str], bool], error: ErrorType
@@ -351,11 +354,13 @@ def read_zip(path: str | Path, wanted: Callable[[str], bool], error: ErrorType
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
             chosen = [i for i in infos if not i.is_dir() and wanted(i.filename)]
+            for info in chosen:
+                _check_member(info, _member(path, info.filename), error)
             total = sum(i.file_size for i in chosen)
             if total > FILE_BYTES.value():
-                raise FILE_BYTES.exceeded(str(path), f"its members unpack to {_bytes(total)}",
+                raise FILE_BYTES.exceeded(str(path), f"what it holds, {_bytes(total)} unpacked,",
                                           error)
-            members = [(i.filename, _read_member(archive, i, f"{path}:{i.filename}", error))
+            members = [(i.filename, _read_member(archive, i, _member(path, i.filename), error))
                        for i in chosen]
     except _DAMAGED as err:
         raise _damaged(str(path), err, error) from None

@@ -98,6 +98,28 @@ def test_missing_videos_fail_unless_allowed(tmp_path, caplog):
                         allow_partial=True)
 
 
+def test_a_split_of_another_size_than_the_standard_one(tmp_path, caplog):
+    """Splits the files give must have the standard size; absent splits are fine."""
+    out = tmp_path / "m.jsonl"
+    full_test = _fake_msrvtt(tmp_path / "a", (0, 0, 2990))  # only the test split, complete
+    with caplog.at_level(logging.INFO):
+        prepare_dataset("msrvtt", [full_test], out=out, no_videos=True)
+    assert len(read_manifest(out)) == 2990
+    assert "2990 videos with 5980 captions in the annotation files (2990 test)" in caplog.text
+    assert "left out: 0 empty captions, 0 videos without a caption" in caplog.text
+    short = _fake_msrvtt(tmp_path / "b", (6513, 400, 0))
+    with pytest.raises(DatasetError) as err:
+        prepare_dataset("msrvtt", [short], out=out, no_videos=True)
+    assert str(err.value) == (
+        "msrvtt: the annotation files give 6513 of the 6513 train videos, 400 of the 497 val "
+        "videos; the standard split differs in val: a truncated or edited file? "
+        "(--allow-partial writes the manifest of these 6913 videos)")
+    caplog.clear()
+    prepare_dataset("msrvtt", [short], out=out, no_videos=True, allow_partial=True)
+    assert len(read_manifest(out)) == 6913
+    assert "400 of the 497 val videos" in caplog.text and "allow_partial" in caplog.text
+
+
 def test_captions_only_manifest_and_flag_errors(tmp_path):
     ann = _fake_msrvtt(tmp_path)
     out = prepare_dataset("msrvtt", [ann], out=tmp_path / "m.jsonl", no_videos=True,

@@ -84,3 +84,12 @@ def test_a_video_whose_captions_are_all_empty_is_left_out_and_counted(tmp_path):
     assert [c.video_id for c in found.clips] == ["vid1301"]
     assert found.dropped["empty captions"] == 1
     assert found.dropped["videos without a caption"] == 1
+
+
+def test_a_clip_name_whose_end_is_no_number_of_seconds(tmp_path):
+    # before: `abc_1_999...9` (400 digits) gave the window (1, inf): a manifest found through the
+    # full source video held `"end": Infinity`, which no JSON reader takes back
+    mapping = write(tmp_path / "youtube_mapping.txt", "abc_1_" + "9" * 400 + " vid1301\n")
+    captions = write(tmp_path / "sents_test_lc_nopunc.txt", "vid1301\ta dog\n")
+    (clip,) = read_msvd([mapping, captions]).clips
+    assert all(name.end is None or name.end < 1e308 for name in clip.names)

@@ -3,6 +3,7 @@ any `--set` text give a Config or a clean ConfigError."""
 
 from __future__ import annotations
 
+import functools
 import json
 
 import yaml
@@ -99,7 +100,7 @@ def test_any_tagged_scalar_is_a_config_or_a_clean_error(scratch, tag, value):
         section, _, field = key.rpartition(".")
         text = "".join(f"{'  ' * i}{part}:\n" for i, part in enumerate(section.split(".")))
         text += f"{'  ' * (section.count('.') + 1)}{field}: {tag} {value}\n"
-        cfg = clean_or_value(lambda: load_config(scratch("c.yaml", text)))
+        cfg = clean_or_value(functools.partial(load_config, scratch("c.yaml", text)))
         assert cfg is None or isinstance(cfg, Config)
 
 

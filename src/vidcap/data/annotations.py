@@ -8,6 +8,7 @@ files and writes the manifest.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -75,7 +76,7 @@ def source_window(clip_name: str, pattern: str = r"^(.+)_(\d+(?:\.\d+)?)_(\d+(?:
     if match is None:
         return None
     start, end = float(match.group(2)), float(match.group(3))
-    if end <= start:
+    if end <= start or not math.isfinite(end):  # 400 digits read as inf: no window
         return None
     return VideoName(match.group(1), start, end)
 

@@ -45,7 +45,8 @@ def load_annotation_files(path: Path) -> list[tuple[str, Any]]:
         if not members:
             raise DatasetError(f"{path}: the archive holds no *videodatainfo.json "
                                f"(it has: {truncate(', '.join(names[:5]), 200)})")
-        return [(f"{path}:{name}", _decode(data, f"{path}:{name}")) for name, data in members]
+        wheres = [f"{path}:{truncate(name, 80)}" for name, _ in members]
+        return [(where, _decode(data, where)) for where, (_, data) in zip(wheres, members)]
     return [(str(path), limits.read_json(path, ManifestError))]
 
 
