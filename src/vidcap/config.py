@@ -7,7 +7,9 @@ preset. Unknown keys and wrong types are `ConfigError`s that name the dotted key
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -16,7 +18,8 @@ from typing import Any, Literal
 
 import yaml
 
-from vidcap.errors import ConfigError
+from vidcap import limits
+from vidcap.errors import ConfigError, shorten, truncate
 
 Component = Literal["encoder", "text_encoder", "contrastive", "mapper", "decoder"]
 
@@ -381,21 +384,21 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             except ConfigError as err:
                 errors.append(str(err))
         raise ConfigError(f"{key}: expected {' or '.join(_type_name(o) for o in options)}, "
-                          f"got {value!r}")
+                          f"got {shorten(value)}")
     if origin is Literal:
         if value not in typing.get_args(tp):
-            raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+            raise ConfigError(f"{key}: expected {_type_name(tp)}, got {shorten(value)}")
         return value
     if origin is list:
         (item_tp,) = typing.get_args(tp)
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
+            raise ConfigError(f"{key}: expected a list, got {shorten(value)}")
         return [_convert(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
         if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{key}: expected a mapping, got {shorten(value)}")
         return from_dict(tp, value, prefix=key)
     if tp is bool:
         if isinstance(value, bool):
@@ -404,19 +407,39 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # PyYAML reads `3e-4` (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
+        return _float(value, key)
     elif tp is str:
         if isinstance(value, str):
             return value
     else:  # pragma: no cover - a field type this module does not know
         raise ConfigError(f"{key}: unsupported field type {tp}")
-    raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    raise ConfigError(f"{key}: expected {_type_name(tp)}, got {shorten(value)}")
+
+
+def _float(value: Any, key: str) -> float:
+    """A float field's value: a number, or a string such as `3e-4` (PyYAML reads exponents
+    without a dot as strings); NaN and infinities are refused (no field means them)."""
+    number = None
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except OverflowError:  # an integer past a float's range
+            number = math.inf
+        except ValueError:
+            number = None
+    if number is None:
+        raise ConfigError(f"{key}: expected float, got {shorten(value)}")
+    if not math.isfinite(number):
+        raise ConfigError(f"{key}: expected a finite number, got {shorten(value)}")
+    return number
+
+
+def _shown(name: Any) -> str:
+    """A key or override as a message shows it: as is when short printable text, else quoted
+    and cut (`shorten`)."""
+    if isinstance(name, str) and name.isprintable() and len(name) <= 80:
+        return name
+    return shorten(name)
 
 
 def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
@@ -425,7 +448,7 @@ def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     kwargs = {}
     for name, value in data.items():
-        key = f"{prefix}.{name}" if prefix else str(name)
+        key = f"{prefix}.{_shown(name)}" if prefix else _shown(name)
         if name not in names:
             known = ", ".join(sorted(names))
             raise ConfigError(f"{key}: unknown key (known here: {known})")
@@ -463,24 +486,118 @@ def resolve_preset(name_or_path: str | Path) -> Path:
         for candidate in (folder / f"{name_or_path}.yaml", folder / str(name_or_path)):
             if candidate.is_file():
                 return candidate
-    names = sorted({p.stem for d in preset_dirs() for p in d.glob("*.yaml")})
-    raise ConfigError(f"{name_or_path}: no such config file or preset (presets: {', '.join(names)})")
+    raise ConfigError(f"{name_or_path}: no such config file or preset (presets: "
+                      f"{', '.join(preset_names())})")
+
+
+def preset_names() -> list[str]:
+    """The names of the presets `resolve_preset` knows."""
+    return sorted({p.stem for d in preset_dirs() for p in d.glob("*.yaml")})
+
+
+MAX_EXTENDS = 16
+"""Longest chain of `extends` (the presets use two)."""
+MAX_DEPTH = 16
+"""Deepest nesting of mappings and lists in a config (vidcap's own are four deep)."""
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader (no tags that run code), refusing what a vidcap config never needs
+    and what makes a small file huge, ambiguous or a crash: aliases (`*name`), which a "billion
+    laughs" file nests to expand a few lines into gigabytes; a key given twice in one mapping
+    (PyYAML would keep the last silently); explicit tags (`!!int`, `!!timestamp`: PyYAML's
+    constructors raise IndexError, KeyError, AttributeError on malformed tagged values).
+    Anchors alone (`&name`) are harmless and allowed."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None, None, f"an alias (*{event.anchor[:40]}): vidcap configs do not take YAML "
+                f"aliases, write the value out", event.start_mark)
+        if getattr(event, "tag", None) not in (None, "!"):
+            raise yaml.composer.ComposerError(  # PyYAML's own crash on e.g. `!!int ""`
+                None, None, f"a tag ({event.tag[:40]}): vidcap configs take plain values",
+                event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, typing.Hashable) and key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key {shorten(key, 40)} is given twice",
+                        key_node.start_mark)
+                if isinstance(key, typing.Hashable):
+                    seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _depth(value: Any) -> int:
+    """How deep lists and mappings nest in `value` (iterative: any depth is measured)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if depth <= MAX_DEPTH:
+                stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict)
+                                                      else item))
+    return deepest
+
+
+def load_yaml(text: str, where: str) -> Any:
+    """Parse one YAML document of a config (`_Loader`'s rules); a problem raises ConfigError
+    naming `where` and, for syntax errors, the line."""
+    try:
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = err.problem or err.context or "syntax error"
+        raise ConfigError(f"{where}{line}: not valid YAML ({problem[:160]})") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{where}: not valid YAML ({str(err).splitlines()[0][:160]})") from None
+    except (ValueError, OverflowError) as err:  # int() past 4300 digits, a 13th month, ...
+        problem = ("a number of more than 4300 digits" if "4300" in str(err)
+                   else truncate(str(err), 100))
+        raise ConfigError(f"{where}: not valid YAML ({problem})") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deeply (vidcap configs are a few levels deep)"
+                          ) from None
+    if _depth(data) > MAX_DEPTH:
+        raise ConfigError(f"{where}: nested more than {MAX_DEPTH} levels deep (vidcap configs "
+                          f"are four)")
+    return data
 
 
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if path.resolve() in seen:
-        raise ConfigError(f"{path}: `extends` loops back to itself")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        chain = " -> ".join(p.name for p in (*seen, path.resolve()))
+        raise ConfigError(f"{path}: `extends` loops back to itself ({chain})")
+    if len(seen) >= MAX_EXTENDS:
+        raise ConfigError(f"{path}: `extends` chains more than {MAX_EXTENDS} files")
+    data = load_yaml(limits.read_text(path, ConfigError, limits.CONFIG_BYTES), str(path))
+    data = {} if data is None else data
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level, got "
+                          f"{type(data).__name__} {shorten(data, 40)}")
     base = data.pop("extends", None)
     if base is None:
         return data
-    beside = path.parent / str(base)
-    base_path = beside if beside.is_file() else resolve_preset(str(base))
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{path}: `extends` must name a preset or a YAML file, got "
+                          f"{shorten(base)}")
+    beside = path.parent / base
+    try:
+        base_path = beside if beside.is_file() else resolve_preset(base)
+    except ConfigError:
+        raise ConfigError(f"{path}: `extends: {truncate(base)}` names no YAML file beside it "
+                          f"and no preset (presets: {', '.join(preset_names())})") from None
     return deep_merge(_read_yaml(base_path, seen + (path.resolve(),)), data)
 
 
@@ -499,17 +616,17 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     """`a.b.c=value` -> (["a", "b", "c"], value parsed as YAML)."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"{text}: an override must look like key.subkey=value")
+        raise ConfigError(f"{_shown(text)}: an override must look like key.subkey=value")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+        value = load_yaml(raw, "override") if raw.strip() else ""
+    except ConfigError:  # not YAML (or refused): the text itself, e.g. a path
         value = raw
     return key.strip().split("."), value
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Set each `a.b=value` in a nested dict (a copy); the keys are checked when the config is built."""
-    data = deep_merge({}, data)
+    data = copy.deepcopy(data)  # deep_merge({}, data) would share the nested sections
     for text in overrides:
         keys, value = parse_override(text)
         node = data
@@ -518,8 +635,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             if child is None:
                 child = node[key] = {}
             if not isinstance(child, dict):
-                raise ConfigError(f"{'.'.join(keys[:depth + 1])}: is a value, not a section "
-                                  f"(in override {text})")
+                raise ConfigError(f"{_shown('.'.join(keys[:depth + 1]))}: is a value, not a "
+                                  f"section (in override {_shown(text)})")
             node = child
         node[keys[-1]] = value
     return data
@@ -527,10 +644,40 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 def load_config(name_or_path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Load a preset or YAML file (None: the defaults) and apply `a.b=value` overrides."""
-    data = _read_yaml(resolve_preset(name_or_path)) if name_or_path is not None else {}
-    return from_dict(Config, apply_overrides(data, list(overrides or [])))
+    if name_or_path is None:
+        return from_dict(Config, apply_overrides({}, list(overrides or [])))
+    path = resolve_preset(name_or_path)
+    data = _read_yaml(path)
+    try:
+        return from_dict(Config, apply_overrides(data, list(overrides or [])))
+    except ConfigError as err:
+        if overrides and not _fails_alone(data, err):
+            raise  # an override's key or value is wrong: the message names its key
+        raise ConfigError(f"{path}: {err}") from None
+
+
+def _fails_alone(data: dict[str, Any], err: ConfigError) -> bool:
+    """Whether the file's settings, without the overrides, fail with the same error."""
+    try:
+        from_dict(Config, data)
+    except ConfigError as alone:
+        return str(alone) == str(err)
+    return False
+
+
+class _Dumper(yaml.SafeDumper):
+    """Never writes an alias (the loader refuses them), even for a list that appears twice."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump_yaml(cfg: Config) -> str:
+    """The YAML text of a config, as `load_config` reads it back."""
+    return yaml.dump(to_dict(cfg), Dumper=_Dumper, sort_keys=False)  # non-ASCII escaped:
+    # PyYAML writes U+0085 and the like raw with allow_unicode, and reads them as line breaks
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
     """Write the resolved config as YAML (what every run directory holds as config.yaml)."""
-    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    Path(path).write_text(dump_yaml(cfg), encoding="utf-8")

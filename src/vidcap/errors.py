@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import reprlib
 from pathlib import Path
 
 
@@ -36,3 +37,31 @@ class MetricsError(VidcapError):
 
 class RunError(VidcapError):
     """A run directory is missing or incomplete."""
+
+
+class _ShortRepr(reprlib.Repr):
+    """`reprlib.Repr` that also never converts a huge integer to text (Python refuses past 4300
+    digits, and the text would be huge anyway)."""
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 256:
+            return f"<an integer of {int(x.bit_length() * 0.30103) + 1} digits>"
+        return super().repr_int(x, level)
+
+
+_REPR = _ShortRepr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 60, 60
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 5
+
+
+def shorten(value: object, limit: int = 80) -> str:
+    """`repr(value)` for an error message, at most `limit` characters: a huge or deeply nested
+    value is summarised (never expanded), so a message stays one short line."""
+    text = _REPR.repr(value).replace("\n", " ")
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def truncate(text: str, limit: int = 80) -> str:
+    """`text` cut to at most `limit` characters ("..." marks the cut), line breaks as spaces."""
+    text = text.replace("\n", " ").replace("\r", " ")
+    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -63,14 +63,17 @@ def test_locate_uses_the_first_name_found_and_writes_relative_or_absolute_paths(
     assert Path(elsewhere[0].path).is_absolute()
 
 
-def _fake_msrvtt(tmp_path: Path) -> Path:
+def _fake_msrvtt(tmp_path: Path, sizes: tuple[int, int, int] = (1, 1, 1)) -> Path:
+    """MSR-VTT's train_val file with `sizes` train/validate/test videos, two captions each."""
     import json
 
+    splits = ["train"] * sizes[0] + ["validate"] * sizes[1] + ["test"] * sizes[2]
     videos = [{"video_id": f"video{i}", "split": s, "category": 1, "url": "u", "start time": 1.5,
-               "end time": 9.0, "id": i} for i, s in enumerate(["train", "validate", "test"])]
+               "end time": 9.0, "id": i} for i, s in enumerate(splits)]
     sentences = [{"video_id": f"video{i}", "caption": f"caption {i} {k}", "sen_id": 3 * i + k}
-                 for i in range(3) for k in range(2)]
+                 for i in range(len(splits)) for k in range(2)]
     path = tmp_path / "train_val_videodatainfo.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"info": {}, "videos": videos, "sentences": sentences}))
     return path
 
@@ -80,22 +83,47 @@ def test_missing_videos_fail_unless_allowed(tmp_path, caplog):
     _touch(tmp_path / "videos" / "video0.mp4")
     out = tmp_path / "m.jsonl"
     with pytest.raises(DatasetError) as err:
-        prepare_dataset("msrvtt", [ann], videos=tmp_path / "videos", out=out)
+        prepare_dataset("msrvtt", [ann], videos=tmp_path / "videos", out=out, allow_partial=True)
     message = str(err.value)
     assert "2 of 3 videos not found" in message and "video1" in message and "video2" in message
     assert "--allow-missing" in message and not out.exists()
     with caplog.at_level(logging.WARNING):
-        prepare_dataset("msrvtt", [ann], videos=tmp_path / "videos", out=out, allow_missing=True)
+        prepare_dataset("msrvtt", [ann], videos=tmp_path / "videos", out=out, allow_missing=True,
+                        allow_partial=True)
     assert [r.video_id for r in read_manifest(out)] == ["video0"]
     assert "2 of 3 videos not found" in caplog.text
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="none of the 3 videos found"):
-        prepare_dataset("msrvtt", [ann], videos=tmp_path / "empty", out=out, allow_missing=True)
+        prepare_dataset("msrvtt", [ann], videos=tmp_path / "empty", out=out, allow_missing=True,
+                        allow_partial=True)
+
+
+def test_a_split_of_another_size_than_the_standard_one(tmp_path, caplog):
+    """Splits the files give must have the standard size; absent splits are fine."""
+    out = tmp_path / "m.jsonl"
+    full_test = _fake_msrvtt(tmp_path / "a", (0, 0, 2990))  # only the test split, complete
+    with caplog.at_level(logging.INFO):
+        prepare_dataset("msrvtt", [full_test], out=out, no_videos=True)
+    assert len(read_manifest(out)) == 2990
+    assert "2990 videos with 5980 captions in the annotation files (2990 test)" in caplog.text
+    assert "left out: 0 empty captions, 0 videos without a caption" in caplog.text
+    short = _fake_msrvtt(tmp_path / "b", (6513, 400, 0))
+    with pytest.raises(DatasetError) as err:
+        prepare_dataset("msrvtt", [short], out=out, no_videos=True)
+    assert str(err.value) == (
+        "msrvtt: the annotation files give 6513 of the 6513 train videos, 400 of the 497 val "
+        "videos; the standard split differs in val: a truncated or edited file? "
+        "(--allow-partial writes the manifest of these 6913 videos)")
+    caplog.clear()
+    prepare_dataset("msrvtt", [short], out=out, no_videos=True, allow_partial=True)
+    assert len(read_manifest(out)) == 6913
+    assert "400 of the 497 val videos" in caplog.text and "allow_partial" in caplog.text
 
 
 def test_captions_only_manifest_and_flag_errors(tmp_path):
     ann = _fake_msrvtt(tmp_path)
-    out = prepare_dataset("msrvtt", [ann], out=tmp_path / "m.jsonl", no_videos=True)
+    out = prepare_dataset("msrvtt", [ann], out=tmp_path / "m.jsonl", no_videos=True,
+                          allow_partial=True)
     records = read_manifest(out)
     assert [(r.video_id, r.split, r.path) for r in records] == [
         ("video0", "train", ""), ("video1", "val", ""), ("video2", "test", "")]
@@ -110,16 +138,21 @@ def test_captions_only_manifest_and_flag_errors(tmp_path):
 
 
 def test_cli_prepare_prints_the_statistics_and_fails_in_one_line(tmp_path, capsys):
-    ann = _fake_msrvtt(tmp_path)
+    ann = _fake_msrvtt(tmp_path, (6513, 497, 2990))  # the official split's sizes
     out = tmp_path / "m.jsonl"
     assert main(["prepare", "msrvtt", "--annotations", str(ann), "--no-videos",
                  "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "train" in printed and "test" in printed
+    assert "6513" in printed and "2990" in printed
     assert main(["prepare", "msrvtt", "--annotations", str(ann), "--videos", str(tmp_path),
                  "--out", str(out)]) == 2  # tmp_path holds no video file
     err = capsys.readouterr().err.strip()
-    assert err.startswith("vidcap: error: none of the 3 videos") and len(err.splitlines()) == 1
+    assert err.startswith("vidcap: error: none of the 10000 videos") and len(err.splitlines()) == 1
+    small = _fake_msrvtt(tmp_path / "small")
+    assert main(["prepare", "msrvtt", "--annotations", str(small), "--no-videos",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "1 of the 6513 train videos" in err and len(err.splitlines()) == 1
 
 
 @pytest.mark.parametrize("preset, batch, steps, manifest", [

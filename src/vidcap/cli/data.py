@@ -115,6 +115,9 @@ def _add_prepare(sub: Subparsers) -> None:
                        help="write the manifest of the videos present instead of failing")
         p.add_argument("--no-videos", action="store_true",
                        help="captions-only manifest (for scoring), no video files needed")
+        p.add_argument("--allow-partial", action="store_true",
+                       help="write the manifest even when a split in the annotation files is not "
+                            "the standard size (a truncated or edited file?)")
         p.set_defaults(func=_cmd_prepare_dataset)
 
 
@@ -123,7 +126,8 @@ def _cmd_prepare_dataset(args: argparse.Namespace) -> int:
     from vidcap.data.manifest import read_manifest
 
     manifest = prepare_dataset(args.dataset, args.annotations, videos=args.videos, out=args.out,
-                               allow_missing=args.allow_missing, no_videos=args.no_videos)
+                               allow_missing=args.allow_missing, no_videos=args.no_videos,
+                               allow_partial=args.allow_partial)
     _print_stats(read_manifest(manifest), manifest)
     return 0
 

@@ -8,6 +8,7 @@ files and writes the manifest.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -48,7 +49,18 @@ class Annotations:
 
     clips: list[Clip]
     notes: list[str] = field(default_factory=list)
-    """Sentences for the user: what was dropped and why."""
+    """Sentences for the user (warnings): what was dropped and why, beyond the counts."""
+    dropped: dict[str, int] = field(default_factory=dict)
+    """What the reader left out, by kind ("empty captions": 3), zeros included: `prepare` reports
+    every count on every run."""
+    standard: dict[str, int] = field(default_factory=dict)
+    """Videos per split of the dataset's standard split (`prepare` refuses a split of another
+    size unless asked); empty when the dataset has none."""
+
+
+def repeated_captions(clips: Sequence[Clip]) -> int:
+    """Captions that repeat another caption of the same video (kept: annotators do agree)."""
+    return sum(len(c.captions) - len(set(c.captions)) for c in clips)
 
 
 def keep_captions(captions: Sequence[str]) -> tuple[list[str], int]:
@@ -64,7 +76,7 @@ def source_window(clip_name: str, pattern: str = r"^(.+)_(\d+(?:\.\d+)?)_(\d+(?:
     if match is None:
         return None
     start, end = float(match.group(2)), float(match.group(3))
-    if end <= start:
+    if end <= start or not math.isfinite(end):  # 400 digits read as inf: no window
         return None
     return VideoName(match.group(1), start, end)
 
@@ -83,4 +95,7 @@ def expand(paths: Sequence[Path], wanted: Callable[[Path], bool]) -> list[Path]:
             files.append(path)
         else:
             raise DatasetError(f"{path}: annotation file not found")
-    return files
+    unique: dict[Path, Path] = {}
+    for path in files:  # a file given twice (itself and its folder) is read once
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values())

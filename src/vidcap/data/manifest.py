@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vidcap.errors import ManifestError, VidcapError
+from vidcap import limits
+from vidcap.errors import ManifestError, VidcapError, shorten
 from vidcap.files import write_lines
 
 SPLITS = ("train", "val", "test")
@@ -50,7 +51,7 @@ class VideoRecord:
     def to_json(self) -> dict[str, Any]:
         line = {"video_id": self.video_id, "path": self.path, "split": self.split,
                 "captions": list(self.captions), "start": self.start, "end": self.end}
-        line.update(self.extra)
+        line.update((k, v) for k, v in self.extra.items() if k not in line)  # never overrides
         return line
 
 
@@ -62,16 +63,16 @@ def _number_or_none(value: Any, name: str, path: Path, lineno: int) -> float | N
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise _problem(path, lineno, f"`{name}` must be a number or null, got {value!r}")
+        raise _problem(path, lineno, f"`{name}` must be a number or null, got {shorten(value)}")
     if value < 0:
-        raise _problem(path, lineno, f"`{name}` must not be negative, got {value!r}")
+        raise _problem(path, lineno, f"`{name}` must not be negative, got {shorten(value)}")
     return float(value)
 
 
 def parse_record(data: Any, path: Path, lineno: int) -> VideoRecord:
     """Validate one decoded JSON line."""
     if not isinstance(data, dict):
-        raise _problem(path, lineno, "expected a JSON object")
+        raise _problem(path, lineno, f"expected a JSON object, got {shorten(data, 40)}")
     missing = [k for k in REQUIRED if k not in data]
     if missing:
         raise _problem(path, lineno, f"missing field {', '.join(repr(k) for k in missing)}")
@@ -81,14 +82,15 @@ def parse_record(data: Any, path: Path, lineno: int) -> VideoRecord:
     if not isinstance(video_path, str):
         raise _problem(path, lineno, "`path` must be a string")
     if split not in SPLITS:
-        raise _problem(path, lineno, f"unknown split {split!r} (expected one of {', '.join(SPLITS)})")
+        raise _problem(path, lineno, f"unknown split {shorten(split, 40)} (expected one of "
+                                     f"{', '.join(SPLITS)})")
     if not isinstance(captions, list) or not captions:
-        raise _problem(path, lineno, f"video {video_id!r} has no captions")
+        raise _problem(path, lineno, f"video {shorten(video_id)} has no captions")
     for i, caption in enumerate(captions):
         if not isinstance(caption, str):
-            raise _problem(path, lineno, f"caption {i} of {video_id!r} is not a string")
+            raise _problem(path, lineno, f"caption {i} of {shorten(video_id)} is not a string")
         if not caption.strip():
-            raise _problem(path, lineno, f"caption {i} of {video_id!r} is empty")
+            raise _problem(path, lineno, f"caption {i} of {shorten(video_id)} is empty")
     start = _number_or_none(data.get("start"), "start", path, lineno)
     end = _number_or_none(data.get("end"), "end", path, lineno)
     if start is not None and end is not None and end <= start:
@@ -99,16 +101,10 @@ def parse_record(data: Any, path: Path, lineno: int) -> VideoRecord:
 
 def iter_json_lines(path: Path, error: type[VidcapError] = ManifestError
                     ) -> Iterator[tuple[int, Any]]:
-    """(line number, decoded value) of every non-blank line of a JSON Lines file; a line that is
-    not JSON raises `error` naming the file and the line."""
-    with path.open(encoding="utf-8") as lines:
-        for lineno, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield lineno, json.loads(line)
-            except json.JSONDecodeError as err:
-                raise error(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
+    """(line number, decoded value) of every non-blank line of a JSON Lines file; any problem
+    (not UTF-8, not JSON, a line or file over the limits of `vidcap.limits`) raises `error`
+    naming the file and the line."""
+    return limits.iter_json_lines(path, error)
 
 
 def read_manifest(path: str | Path, split: str | Sequence[str] | None = None) -> list[VideoRecord]:
@@ -124,7 +120,7 @@ def read_manifest(path: str | Path, split: str | Sequence[str] | None = None) ->
     for lineno, data in iter_json_lines(path):
         record = parse_record(data, path, lineno)
         if record.video_id in seen:
-            raise _problem(path, lineno, f"video_id {record.video_id!r} repeats line "
+            raise _problem(path, lineno, f"video_id {shorten(record.video_id)} repeats line "
                                          f"{seen[record.video_id]}")
         seen[record.video_id] = lineno
         if wanted is None or record.split in wanted:

@@ -13,18 +13,19 @@ Captions are ordered by `sen_id`.
 
 from __future__ import annotations
 
-import json
-import zipfile
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from vidcap.data.annotations import Annotations, Clip, VideoName, expand, keep_captions
-from vidcap.errors import DatasetError, ManifestError
+from vidcap import limits
+from vidcap.errors import DatasetError, ManifestError, shorten, truncate
 
 SPLITS = {"train": "train", "validate": "val", "val": "val", "test": "test"}
 """MSR-VTT's split names -> the manifest's."""
+STANDARD = {"train": 6513, "val": 497, "test": 2990}
+"""Videos per split of the official split."""
 
 
 def _is_msrvtt_file(path: Path) -> bool:
@@ -32,26 +33,25 @@ def _is_msrvtt_file(path: Path) -> bool:
     return "videodatainfo" in name or (name.endswith(".zip") and "annotation" in name)
 
 
+def _is_member(name: str) -> bool:
+    return name.lower().endswith(".json") and "videodatainfo" in name.lower()
+
+
 def load_annotation_files(path: Path) -> list[tuple[str, Any]]:
-    """[(where, decoded JSON)] of a .json file, or of each `*videodatainfo*.json` in a .zip."""
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            members = [m for m in archive.namelist()
-                       if m.lower().endswith(".json") and "videodatainfo" in m.lower()]
-            if not members:
-                raise DatasetError(f"{path}: the archive holds no *videodatainfo.json "
-                                   f"(it has: {', '.join(archive.namelist()[:5])})")
-            return [(f"{path}:{m}", _decode(archive.read(m), f"{path}:{m}")) for m in members]
-    return [(str(path), _decode(path.read_bytes(), str(path)))]
+    """[(where, decoded JSON)] of a .json file, or of each `*videodatainfo*.json` in a .zip
+    (read within `vidcap.limits`: a damaged or oversized archive or member is an error)."""
+    if limits.is_zip(path):
+        names, members = limits.read_zip(path, _is_member, ManifestError)
+        if not members:
+            raise DatasetError(f"{path}: the archive holds no *videodatainfo.json "
+                               f"(it has: {truncate(', '.join(names[:5]), 200)})")
+        wheres = [f"{path}:{truncate(name, 80)}" for name, _ in members]
+        return [(where, _decode(data, where)) for where, (_, data) in zip(wheres, members)]
+    return [(str(path), limits.read_json(path, ManifestError))]
 
 
 def _decode(data: bytes, where: str) -> Any:
-    try:
-        return json.loads(data.decode("utf-8-sig"))
-    except UnicodeDecodeError as err:
-        raise ManifestError(f"{where}: not UTF-8 text ({err.reason})") from None
-    except json.JSONDecodeError as err:
-        raise ManifestError(f"{where}: not valid JSON (line {err.lineno}: {err.msg})") from None
+    return limits.loads_json(limits.decode_text(data, where, ManifestError), where, ManifestError)
 
 
 def _entries(data: Any, key: str, where: str) -> list[dict[str, Any]]:
@@ -59,7 +59,7 @@ def _entries(data: Any, key: str, where: str) -> list[dict[str, Any]]:
         raise ManifestError(f"{where}: expected MSR-VTT's object with `videos` and `sentences`")
     if key not in data:
         raise ManifestError(f"{where}: no `{key}` (MSR-VTT's files hold `videos` and "
-                            f"`sentences`; this one has {', '.join(map(str, data))})")
+                            f"`sentences`; this one has {truncate(', '.join(list(data)[:8]))})")
     entries = data[key]
     if not isinstance(entries, list):
         raise ManifestError(f"{where}: `{key}` must be a list")
@@ -71,7 +71,7 @@ def _field(entry: Any, name: str, kind: type | tuple[type, ...], where: str) -> 
         raise ManifestError(f"{where}: no `{name}`")
     value = entry[name]
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise ManifestError(f"{where}: `{name}` has the wrong type ({value!r:.60})")
+        raise ManifestError(f"{where}: `{name}` has the wrong type ({shorten(value, 60)})")
     return value
 
 
@@ -88,10 +88,10 @@ def read_msrvtt(paths: Sequence[Path]) -> Annotations:
                 vid = _field(video, "video_id", str, at)
                 split = _field(video, "split", str, at)
                 if split not in SPLITS:
-                    raise ManifestError(f"{at}: unknown split {split!r} "
+                    raise ManifestError(f"{at}: unknown split {shorten(split, 40)} "
                                         f"(expected {', '.join(SPLITS)})")
                 if vid in videos:
-                    raise ManifestError(f"{at}: {vid} is also in {origin[vid]}")
+                    raise ManifestError(f"{at}: {truncate(vid)} is also in {origin[vid]}")
                 videos[vid] = video
                 origin[vid] = where
             for i, sentence in enumerate(_entries(data, "sentences", where)):
@@ -100,13 +100,14 @@ def read_msrvtt(paths: Sequence[Path]) -> Annotations:
                 caption = _field(sentence, "caption", str, at)
                 order = sentence.get("sen_id", i)
                 if not isinstance(order, int) or isinstance(order, bool):
-                    raise ManifestError(f"{at}: `sen_id` must be an integer, got {order!r:.40}")
+                    raise ManifestError(f"{at}: `sen_id` must be an integer, got "
+                                        f"{shorten(order, 40)}")
                 captions[vid].append((order, caption))
                 caption_origin.setdefault(vid, at)
     unknown = sorted(set(captions) - set(videos))
     if unknown:
         raise ManifestError(f"{caption_origin[unknown[0]]}: captions of {len(unknown)} videos not "
-                            f"listed in any `videos` ({', '.join(unknown[:3])})")
+                            f"listed in any `videos` ({truncate(', '.join(unknown[:3]))})")
     clips: list[Clip] = []
     empty = 0
     uncaptioned = []
@@ -123,9 +124,8 @@ def read_msrvtt(paths: Sequence[Path]) -> Annotations:
                 extra[key] = video[name]
         clips.append(Clip(vid, SPLITS[video["split"]], kept, [VideoName(vid)], extra))
     notes = []
-    if empty:
-        notes.append(f"dropped {empty} empty captions")
     if uncaptioned:
         notes.append(f"{len(uncaptioned)} videos have no caption and are left out "
-                     f"({', '.join(uncaptioned[:3])}, ...)")
-    return Annotations(clips, notes)
+                     f"({truncate(', '.join(uncaptioned[:3]))}, ...)")
+    dropped = {"empty captions": empty, "videos without a caption": len(uncaptioned)}
+    return Annotations(clips, notes, dropped, dict(STANDARD))

@@ -18,21 +18,25 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from vidcap.data.annotations import (Annotations, Clip, VideoName, expand, keep_captions,
                                      source_window)
-from vidcap.errors import DatasetError, ManifestError
+from vidcap import limits
+from vidcap.errors import DatasetError, ManifestError, shorten, truncate
 
 SPLITS = (("train", 1, 1200), ("val", 1201, 1300), ("test", 1301, 1970))
 """The standard split: (name, first vid number, last vid number)."""
 MAPPING = "youtube_mapping.txt"
 CSV_COLUMNS = ("VideoID", "Start", "End", "Language", "Description")
 """Columns of the corpus CSV that are read (the others are ignored)."""
-_VID = re.compile(r"^vid(\d+)$")
+STANDARD = {name: hi - lo + 1 for name, lo, hi in SPLITS}
+"""Videos per split of the standard split: 1200 / 100 / 670."""
+_VID = re.compile(r"^vid(\d{1,9})$")
 
 
 def split_of(number: int) -> str | None:
@@ -40,29 +44,32 @@ def split_of(number: int) -> str | None:
     return next((name for name, lo, hi in SPLITS if lo <= number <= hi), None)
 
 
-def _text(path: Path) -> str:
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise ManifestError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+def _number(match: re.Match[str] | None, path: Path, lineno: int) -> int | None:
+    """N of a `vidN` match, checked to be in the standard 1..1970 (None: no match)."""
+    if match is None:
+        return None
+    number = int(match.group(1))
+    if split_of(number) is None:
+        raise ManifestError(f"{path}:{lineno}: vid{number} is outside MSVD's vid1..vid1970")
+    return number
 
 
 def read_mapping(path: Path) -> dict[str, int]:
     """`{clip name: vid number}` from youtube_mapping.txt (CRLF or LF, final newline or not)."""
     mapping: dict[str, int] = {}
     numbers: dict[int, int] = {}
-    for lineno, line in enumerate(_text(path).splitlines(), start=1):
+    for lineno, line in limits.iter_lines(path, ManifestError):
         if not line.strip():
             continue
         parts = line.split()
-        match = _VID.match(parts[-1]) if len(parts) == 2 else None
-        if match is None:
+        number = _number(_VID.match(parts[-1]) if len(parts) == 2 else None, path, lineno)
+        if number is None:
             raise ManifestError(f"{path}:{lineno}: expected `<VideoID>_<Start>_<End> vidN`, "
-                                f"got {line[:80]!r}")
-        clip, number = parts[0], int(match.group(1))
+                                f"got {shorten(line)}")
+        clip = parts[0]
         if clip in mapping or number in numbers:
-            raise ManifestError(f"{path}:{lineno}: {clip} / vid{number} is mapped twice")
+            raise ManifestError(f"{path}:{lineno}: {truncate(clip)} / vid{number} is "
+                                f"mapped twice")
         mapping[clip] = number
         numbers[number] = lineno
     if not mapping:
@@ -74,15 +81,16 @@ def read_caption_list(path: Path) -> tuple[dict[int, list[str]], int]:
     """(`{vid number: captions}`, empty captions dropped) from a `vidN<TAB>caption` file."""
     captions: dict[int, list[str]] = defaultdict(list)
     empty = 0
-    for lineno, line in enumerate(_text(path).splitlines(), start=1):
+    for lineno, line in limits.iter_lines(path, ManifestError):
         if not line.strip():
             continue
         vid, tab, caption = line.partition("\t")
-        match = _VID.match(vid.strip())
-        if not tab or match is None:
-            raise ManifestError(f"{path}:{lineno}: expected `vidN<TAB>caption`, got {line[:80]!r}")
+        number = _number(_VID.match(vid.strip()), path, lineno)
+        if not tab or number is None:
+            raise ManifestError(f"{path}:{lineno}: expected `vidN<TAB>caption`, got "
+                                f"{shorten(line)}")
         kept, dropped = keep_captions([caption])
-        captions[int(match.group(1))].extend(kept)
+        captions[number].extend(kept)
         empty += dropped
     if not captions:
         raise ManifestError(f"{path}: no captions")
@@ -94,14 +102,27 @@ def _seconds(text: str, path: Path, line: int, column: str) -> str:
     try:
         value = float(text)
     except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
         raise ManifestError(f"{path}:{line}: `{column}` must be a number of seconds, "
-                            f"got {text!r}") from None
+                            f"got {shorten(text)}")
     return str(int(value)) if value.is_integer() else text.strip()
 
 
 def read_corpus_csv(path: Path) -> tuple[dict[str, list[str]], dict[str, int]]:
     """(`{clip name: English captions}`, counts of rows left out: `other_language`, `empty`)."""
-    rows = csv.reader(io.StringIO(_text(path), newline=""))
+    rows = csv.reader(io.StringIO(limits.read_text(path, ManifestError), newline=""),
+                      strict=True)
+    try:
+        return _read_csv_rows(rows, path)
+    except csv.Error as err:  # an unterminated quote, a field over csv's 128 KiB, ...
+        hint = ("; is a quote left open?" if "end of data" in str(err) or "larger" in str(err)
+                else "")
+        raise ManifestError(f"{path}:{rows.line_num}: not valid CSV ({err}{hint})") from None
+
+
+def _read_csv_rows(rows: Iterator[list[str]], path: Path
+                   ) -> tuple[dict[str, list[str]], dict[str, int]]:
     header = next(rows, None)
     if header is None:
         raise ManifestError(f"{path}: empty file")
@@ -162,47 +183,39 @@ def _sort_files(paths: Sequence[Path]) -> tuple[Path | None, list[Path], list[Pa
 
 
 def _captions_from_csv(csv_files: Sequence[Path], mapping: dict[str, int] | None,
-                       notes: list[str]) -> dict[int, list[str]]:
+                       dropped: dict[str, int]) -> dict[int, list[str]]:
     """{vid number: English captions} from corpus CSVs, through the clip-name mapping."""
     if mapping is None:
         raise DatasetError(f"{csv_files[0]}: the corpus CSV has no vid numbers, so no standard "
                            f"split: pass {MAPPING} too")
     by_number: dict[int, list[str]] = defaultdict(list)
-    left_out: dict[str, int] = defaultdict(int)
-    unmapped_clips = unmapped_captions = 0
     for path in csv_files:
-        clips, dropped = read_corpus_csv(path)
-        for key, n in dropped.items():
-            left_out[key] += n
+        clips, left_out = read_corpus_csv(path)
+        dropped["descriptions in other languages"] += left_out["other_language"]
+        dropped["empty descriptions"] += left_out["empty"]
         for clip, caps in clips.items():
             if clip in mapping:
                 by_number[mapping[clip]].extend(caps)
             else:
-                unmapped_clips += 1
-                unmapped_captions += len(caps)
-    notes.append(f"kept the English descriptions; left out {left_out['other_language']} in "
-                 f"other languages and {left_out['empty']} empty ones")
-    if unmapped_clips:
-        notes.append(f"left out {unmapped_captions} English descriptions of {unmapped_clips} "
-                     f"clips that are not among the {len(mapping)} of {MAPPING}")
+                dropped[f"English descriptions of clips not in {MAPPING}"] += len(caps)
     return by_number
 
 
-def _captions_from_lists(list_files: Sequence[Path], mapping: dict[str, int] | None,
-                         notes: list[str]) -> dict[int, list[str]]:
-    """{vid number: captions} from `vidN<TAB>caption` lists."""
+def _captions_from_lists(list_files: Sequence[Path], dropped: dict[str, int]
+                         ) -> dict[int, list[str]]:
+    """{vid number: captions} from `vidN<TAB>caption` lists; a video in two lists is an error
+    (its captions would count twice)."""
     by_number: dict[int, list[str]] = defaultdict(list)
-    empty = 0
+    origin: dict[int, Path] = {}
     for path in list_files:
-        captions, dropped = read_caption_list(path)
-        empty += dropped
+        captions, empty = read_caption_list(path)
+        dropped["empty captions"] += empty
         for number, caps in captions.items():
+            if number in origin:
+                raise ManifestError(f"{path}: vid{number} has captions in {origin[number]} too "
+                                    f"(give each caption list once)")
+            origin[number] = path
             by_number[number].extend(caps)
-    if empty:
-        notes.append(f"dropped {empty} empty captions")
-    if mapping is None:
-        notes.append(f"no {MAPPING}: video files are looked for as vidN.<ext> only (the "
-                     f"YouTubeClips release names them <VideoID>_<Start>_<End>.avi)")
     return by_number
 
 
@@ -223,17 +236,23 @@ def read_msvd(paths: Sequence[Path]) -> Annotations:
     mapping_file, csv_files, list_files = _sort_files(paths)
     mapping = read_mapping(mapping_file) if mapping_file else None
     notes: list[str] = []
-    by_number = (_captions_from_csv(csv_files, mapping, notes) if csv_files
-                 else _captions_from_lists(list_files, mapping, notes))
+    dropped: dict[str, int] = defaultdict(int)
+    if csv_files:
+        by_number = _captions_from_csv(csv_files, mapping, dropped)
+    else:
+        by_number = _captions_from_lists(list_files, dropped)
+    if mapping is None and list_files:
+        notes.append(f"no {MAPPING}: video files are looked for as vidN.<ext> only (the "
+                     f"YouTubeClips release names them <VideoID>_<Start>_<End>.avi)")
     clip_of = {n: c for c, n in mapping.items()} if mapping else {}
-    without_captions = [n for n in clip_of if not by_number.get(n)]
-    if without_captions:
-        notes.append(f"{len(without_captions)} mapped clips have no caption and are left out "
-                     f"(vid{sorted(without_captions)[0]}, ...)")
     for number in sorted(by_number):
-        if split_of(number) is None:
-            raise ManifestError(f"vid{number}: outside the standard MSVD split (vid1..vid1970)")
         if mapping is not None and number not in clip_of:
             raise ManifestError(f"vid{number} has captions but no line in {mapping_file}")
-    clips = [_clip(n, by_number[n], clip_of) for n in sorted(by_number)]
-    return Annotations(clips, notes)
+    uncaptioned = sorted({n for n in clip_of if not by_number.get(n)}
+                         | {n for n, caps in by_number.items() if not caps})
+    dropped["videos without a caption"] = len(uncaptioned)
+    if uncaptioned:
+        notes.append(f"{len(uncaptioned)} videos have no caption and are left out "
+                     f"(vid{uncaptioned[0]}, ...)")
+    clips = [_clip(n, by_number[n], clip_of) for n in sorted(by_number) if by_number[n]]
+    return Annotations(clips, notes, dict(dropped), dict(STANDARD))

@@ -17,6 +17,13 @@ Decisions, the same for every dataset:
 - `path` is relative to the manifest's folder when the video lies under it, absolute otherwise.
 - Missing videos are counted and the first few named; that is an error unless `allow_missing`,
   then the manifest holds the videos found.
+- Every split the annotation files give must have its standard size (MSVD 1200/100/670, MSR-VTT
+  6513/497/2990, VATEX 25991/3000/6000): a truncated or edited annotation file would otherwise
+  give a test set that is not the one papers report on, silently. Another size is an error with
+  the counts unless `allow_partial` (then a warning). A split the files do not give at all is
+  fine (e.g. only MSVD's test captions, for scoring).
+- What the readers leave out (empty captions, videos without a caption, descriptions in other
+  languages, ...) is counted and logged on every run, zeros included.
 - `no_videos` writes a captions-only manifest with `"path": ""` (no video file), enough for
   `vidcap score`; a video loader given such a record has no file to open.
 """
@@ -29,7 +36,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from vidcap.data.annotations import Annotations, Clip
+from vidcap.data.annotations import Annotations, Clip, repeated_captions
 from vidcap.data.manifest import VideoRecord, write_manifest
 from vidcap.data.msrvtt import read_msrvtt
 from vidcap.data.msvd import read_msvd
@@ -108,6 +115,41 @@ def read_annotations(name: str, annotations: Sequence[str | Path]) -> Annotation
     return found
 
 
+def _split_counts(counts: Counter[str]) -> str:
+    return ", ".join(f"{counts[s]} {s}" for s in ("train", "val", "test") if counts[s])
+
+
+def report(name: str, found: Annotations) -> None:
+    """Log what the annotation files gave and what the reader left out (every count, every
+    run), then the reader's notes as warnings."""
+    counts = Counter(c.split for c in found.clips)
+    captions = sum(len(c.captions) for c in found.clips)
+    left_out = ", ".join(f"{n} {what}" for what, n in found.dropped.items()) or "nothing"
+    log.info("%s: %d videos with %d captions in the annotation files (%s); left out: %s; "
+             "%d captions repeat another of their video (kept)", name, len(found.clips),
+             captions, _split_counts(counts), left_out, repeated_captions(found.clips))
+    for note in found.notes:
+        log.warning("%s: %s", name, note)
+
+
+def check_standard_split(name: str, found: Annotations, *, allow_partial: bool) -> None:
+    """A split of another size than the dataset's standard one is a DatasetError with the
+    counts, or a warning with `allow_partial`; splits absent from the files are fine."""
+    counts = Counter(c.split for c in found.clips)
+    off = [s for s, n in found.standard.items() if counts[s] and counts[s] != n]
+    if not off:
+        return
+    sizes = ", ".join(f"{counts[s]} of the {found.standard[s]} {s} videos" for s in found.standard
+                      if counts[s])
+    message = (f"{name}: the annotation files give {sizes}; the standard split differs in "
+               f"{' and '.join(off)}: a truncated or edited file?")
+    if not allow_partial:
+        raise DatasetError(f"{message} (--allow-partial writes the manifest of these "
+                           f"{len(found.clips)} videos)")
+    log.warning("%s; writing the %d videos as they are (allow_partial)", message,
+                len(found.clips))
+
+
 def _check_sources(videos: str | Path | None, no_videos: bool, out: Path) -> None:
     if no_videos and videos is not None:
         raise DatasetError("give either --videos (match the video files) or --no-videos "
@@ -148,19 +190,21 @@ def _records_with_videos(name: str, clips: Sequence[Clip], videos: str | Path, o
 
 def prepare_dataset(name: str, annotations: Sequence[str | Path], *,
                     videos: str | Path | None = None, out: str | Path,
-                    allow_missing: bool = False, no_videos: bool = False) -> Path:
+                    allow_missing: bool = False, no_videos: bool = False,
+                    allow_partial: bool = False) -> Path:
     """Write the manifest of dataset `name` (`msvd`, `msrvtt`, `vatex`) to `out`; return its path.
 
     `videos` is the folder of the video files; `no_videos` writes a captions-only manifest instead.
-    Missing videos are a DatasetError naming a few, unless `allow_missing`.
+    Missing videos are a DatasetError naming a few, unless `allow_missing`; a split of another
+    size than the standard one is a DatasetError with the counts, unless `allow_partial`.
     """
     out = Path(out)
     _check_sources(videos, no_videos, out)
     found = read_annotations(name, annotations)
     order = {"train": 0, "val": 1, "test": 2}
     found.clips.sort(key=lambda c: order[c.split])  # stable: each split keeps the files' order
-    for note in found.notes:
-        log.warning("%s: %s", name, note)
+    report(name, found)
+    check_standard_split(name, found, allow_partial=allow_partial)
     if no_videos:
         records = [VideoRecord(c.video_id, "", c.split, c.captions, None, None, dict(c.extra))
                    for c in found.clips]

@@ -15,19 +15,21 @@ the manifest's `start`/`end` hold the clip's window (VATEX clips are 10 s window
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from vidcap.data.annotations import Annotations, Clip, VideoName, expand, keep_captions
-from vidcap.errors import DatasetError, ManifestError
+from vidcap import limits
+from vidcap.errors import DatasetError, ManifestError, shorten, truncate
 
 VIDEO_ID = re.compile(r"^(?P<ytid>.+)_(?P<start>\d{6})_(?P<end>\d{6})$")
 """`<YouTube id>_<start>_<end>`, seconds zero-padded to six digits."""
 SPLIT_WORDS = (("private", None), ("train", "train"), ("val", "val"), ("test", "test"))
 """File-name words -> split (checked in this order; `private` has no captions)."""
+STANDARD = {"train": 25991, "val": 3000, "test": 6000}
+"""Clips per split of the released files (training v1.0, validation v1.0, public test v1.1)."""
 
 
 def split_from_name(path: Path) -> str | None:
@@ -41,12 +43,7 @@ def split_from_name(path: Path) -> str | None:
 
 
 def _load(path: Path) -> list[Any]:
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8-sig"))
-    except UnicodeDecodeError as err:
-        raise ManifestError(f"{path}: not UTF-8 text ({err.reason})") from None
-    except json.JSONDecodeError as err:
-        raise ManifestError(f"{path}: not valid JSON (line {err.lineno}: {err.msg})") from None
+    data = limits.read_json(path, ManifestError)
     if not isinstance(data, list):
         raise ManifestError(f"{path}: expected VATEX's JSON list of {{videoID, enCap}} entries")
     return data
@@ -68,10 +65,11 @@ def video_names(video_id: str, where: str) -> list[VideoName]:
     """The names a clip's file may have: as cut (padded, unpadded), or the full source video."""
     match = VIDEO_ID.match(video_id)
     if match is None:
-        raise ManifestError(f"{where}: videoID {video_id!r} is not <youtube id>_<start6>_<end6>")
+        raise ManifestError(f"{where}: videoID {shorten(video_id)} is not "
+                            f"<youtube id>_<start6>_<end6>")
     start, end = int(match["start"]), int(match["end"])
     if end <= start:
-        raise ManifestError(f"{where}: videoID {video_id!r} ends before it starts")
+        raise ManifestError(f"{where}: videoID {shorten(video_id)} ends before it starts")
     names = [VideoName(video_id)]
     if f"{match['ytid']}_{start}_{end}" != video_id:
         names.append(VideoName(f"{match['ytid']}_{start}_{end}"))
@@ -91,26 +89,27 @@ def read_vatex(paths: Sequence[Path]) -> Annotations:
         for i, entry in enumerate(entries):
             where = f"{path}: entry {i}"
             video_id = _video_id(entry, where)
+            named = f"{where} ({truncate(video_id, 60)})"
             if "enCap" not in entry:
                 raise ManifestError(
-                    f"{where} ({video_id}) has no English captions (`enCap`)"
+                    f"{named} has no English captions (`enCap`)"
                     + ("; VATEX's private test set is released without captions, so it cannot go "
                        "into a manifest" if split is None else ""))
             captions = entry["enCap"]
             if not isinstance(captions, list) or not all(isinstance(c, str) for c in captions):
-                raise ManifestError(f"{where} ({video_id}): `enCap` must be a list of strings")
+                raise ManifestError(f"{named}: `enCap` must be a list of strings")
             if split is None:
                 raise ManifestError(f"{path}: a private test file with captions? Rename it after "
                                     f"its split (training, validation or public_test)")
             if video_id in origin:
-                raise ManifestError(f"{where}: {video_id} is also in {origin[video_id]}")
+                raise ManifestError(f"{where}: {truncate(video_id, 60)} is also in "
+                                    f"{origin[video_id]}")
             origin[video_id] = str(path)
-            kept, dropped = keep_captions(captions)
-            empty += dropped
+            kept, n_empty = keep_captions(captions)
+            empty += n_empty
             if kept:
                 clips.append(Clip(video_id, split, kept, video_names(video_id, where)))
-    notes = [f"dropped {empty} empty captions"] if empty else []
     missing = len(origin) - len(clips)
-    if missing:
-        notes.append(f"{missing} clips have no caption and are left out")
-    return Annotations(clips, notes)
+    notes = [f"{missing} clips have no caption and are left out"] if missing else []
+    dropped = {"empty captions": empty, "clips without a caption": missing}
+    return Annotations(clips, notes, dropped, dict(STANDARD))

@@ -11,7 +11,8 @@ References as
 - a coco annotation file (`{"annotations": [{"image_id", "caption"}, ...], ...}`),
 - or `{"video_id": ["reference", ...], ...}`.
 
-Ids are compared as strings: coco's integer image ids become their decimal text.
+Ids are compared as strings: coco's integer image ids become their decimal text. Files are read
+within `vidcap.limits` (size, UTF-8, strict JSON): any problem is a MetricsError naming the file.
 """
 
 from __future__ import annotations
@@ -20,14 +21,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from vidcap import limits
 from vidcap.data.manifest import read_manifest, references
-from vidcap.errors import MetricsError
+from vidcap.errors import MetricsError, shorten
 
 
 def normalize_id(value: Any, where: str) -> str:
     """A video or image id as a string (coco's integer ids become decimal text)."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise MetricsError(f"{where}: an id must be a string or an integer, got {value!r}")
+        raise MetricsError(f"{where}: an id must be a string or an integer, got {shorten(value)}")
     text = str(value).strip()
     if not text:
         raise MetricsError(f"{where}: empty id")
@@ -35,54 +37,49 @@ def normalize_id(value: Any, where: str) -> str:
 
 
 def _read_json(path: Path, what: str) -> tuple[Any, str]:
-    """(decoded JSON or None when the file is JSON Lines, raw text)."""
+    """(decoded JSON, or None when the file is JSON Lines: several JSON values; the text)."""
     if not path.is_file():
         raise MetricsError(f"{path}: {what} file not found")
+    text = limits.read_text(path, MetricsError)
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise MetricsError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
-    try:
-        return json.loads(text), text
+        return limits.parse_json(text), text
     except json.JSONDecodeError as err:
         if err.msg == "Extra data":  # several JSON values: JSON Lines
             return None, text
-        raise MetricsError(f"{path}: not valid JSON (line {err.lineno}: {err.msg})") from None
+    except (ValueError, RecursionError):
+        pass
+    return limits.loads_json(text, str(path), MetricsError), text  # raises the clean error
 
 
-def _json_lines(path: Path, text: str) -> list[Any]:
-    items = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            try:
-                items.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise MetricsError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
-    return items
+def _json_lines(path: Path) -> list[Any]:
+    return [value for _, value in limits.iter_json_lines(path, MetricsError)]
 
 
 def _caption_of(entry: dict, where: str) -> str:
     caption = entry.get("caption")
     if not isinstance(caption, str):
-        raise MetricsError(f"{where}: `caption` must be a string, got {caption!r}")
+        raise MetricsError(f"{where}: `caption` must be a string, got {shorten(caption)}")
     return caption
 
 
 def load_predictions(path: str | Path) -> dict[str, str]:
     """`{video_id: caption}` from a prediction file in any of the module's formats."""
     path = Path(path)
-    data, text = _read_json(path, "predictions")
+    data, _ = _read_json(path, "predictions")
     if data is None:
-        data = _json_lines(path, text)
+        data = _json_lines(path)
+    elif isinstance(data, dict) and "caption" in data and ("video_id" in data
+                                                           or "image_id" in data):
+        data = [data]  # JSON Lines of one prediction, not {video_id: caption}
     predictions: dict[str, str] = {}
     if isinstance(data, dict):
         for key, value in data.items():
-            vid = normalize_id(key, f"{path}: key {key!r}")
+            vid = normalize_id(key, f"{path}: key {shorten(key)}")
             if isinstance(value, list) and len(value) == 1:
                 value = value[0]
             if not isinstance(value, str):
-                raise MetricsError(f"{path}: the prediction for {key!r} must be one caption "
-                                   f"(a string), got {value!r:.80}")
+                raise MetricsError(f"{path}: the prediction for {shorten(key)} must be one "
+                                   f"caption (a string), got {shorten(value)}")
             predictions[vid] = value
     elif isinstance(data, list):
         for i, entry in enumerate(data):
@@ -94,8 +91,8 @@ def load_predictions(path: str | Path) -> dict[str, str]:
                 raise MetricsError(f"{where}: no `video_id` or `image_id`")
             vid = normalize_id(entry[key], where)
             if vid in predictions:
-                raise MetricsError(f"{where}: a second prediction for {vid!r} (one caption per "
-                                   f"video is scored)")
+                raise MetricsError(f"{where}: a second prediction for {shorten(vid)} (one caption "
+                                   f"per video is scored)")
             predictions[vid] = _caption_of(entry, where)
     else:
         raise MetricsError(f"{path}: expected a JSON object or list of predictions")
@@ -130,8 +127,9 @@ def load_references(path: str | Path, split: str | None = None) -> dict[str, lis
     elif isinstance(data, dict):
         for key, value in data.items():
             if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
-                raise MetricsError(f"{path}: the references of {key!r} must be a list of strings")
-            refs[normalize_id(key, f"{path}: key {key!r}")] = list(value)
+                raise MetricsError(f"{path}: the references of {shorten(key)} must be a list of "
+                                   f"strings")
+            refs[normalize_id(key, f"{path}: key {shorten(key)}")] = list(value)
     else:
         raise MetricsError(f"{path}: expected a manifest, a coco annotation file or "
                            f"{{video_id: [references]}}")
