@@ -220,8 +220,9 @@ class Trainer:
         if unreadable and len(unreadable) >= clips:
             return (f"{what}: all {clips} training clips are unreadable (e.g. "
                     f"{next(iter(unreadable.values()))})")
-        return (f"{what}: {clips - len(unreadable)} of {clips} training clips were readable, "
-                f"fewer than one batch of {getattr(self.cfg.train, name).batch_size}")
+        return (f"{what}: {len(unreadable)} of its {clips} training clips are unreadable, and "
+                f"the others are fewer than one batch of "
+                f"{getattr(self.cfg.train, name).batch_size}")
 
     def _validate_if_missed(self, name: str, stage: StageConfig) -> None:
         """A resumed run whose checkpoint was written just before a validation that never
