@@ -26,8 +26,8 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 from vidcap.errors import RunError
-from vidcap.files import write_json
-from vidcap.runs.layout import CHECKSUMS
+from vidcap.files import stale_temporaries, write_json
+from vidcap.runs.layout import CHECKSUMS, RunLayout
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,17 @@ def repair(final: str | Path) -> None:
         os.rename(olds.pop(0), final)
     for left in olds + _asides(final, "new"):
         shutil.rmtree(left, ignore_errors=True)
+
+
+def repair_run(layout: RunLayout) -> None:
+    """What a process killed while writing the run left: `repair` of the model and best folders,
+    and the temporary files of its atomic writes removed (only for the lock's holder)."""
+    for folder in (layout.model_dir, layout.best):
+        repair(folder)
+    if layout.root.is_dir():
+        for left in stale_temporaries(layout.root):
+            log.info("removing %s, left by a process that was killed while writing", left)
+            left.unlink(missing_ok=True)
 
 
 def _sha256(file: Path, *, flush: bool = False) -> str:

@@ -103,17 +103,15 @@ class Trainer:
     # -- set-up ---------------------------------------------------------------------------------
 
     def _check_folder(self, resume: bool) -> bool:
-        """Refuse to train over a run without --resume; when resuming, repair what a killed
-        writer left. Whether there are checkpoints to resume from."""
+        """Refuse to train over a run without --resume; repair what a killed writer left.
+        Whether there are checkpoints to resume from."""
         root = self.layout.root
         if resume and self.layout.is_finished():
             raise RunError(f"{root}: this run has already finished")
         if not resume and self.layout.holds_training():
             raise RunError(f"{root}: holds a run already; pass --resume to continue it or "
                            "choose another --out")
-        if resume:
-            on_main(lambda: [folders.repair(f) for f in (self.layout.model_dir,
-                                                          self.layout.best)])
+        on_main(lambda: folders.repair_run(self.layout))
         return resume and bool(self.checkpoints.list())
 
     def _records(self) -> tuple[list[VideoRecord], list[VideoRecord]]:
@@ -185,12 +183,12 @@ class Trainer:
         return self.layout.root
 
     def _finish(self) -> None:
-        """The final save (rank 0): the model folder swapped in whole, then the final trainer
-        state, which marks the run finished; a kill in between is resumed from the last
+        """The final save (rank 0): the model folder swapped in whole, the curves, then the final
+        trainer state, which marks the run finished; a kill before it is resumed from the last
         checkpoint and saves again."""
         save_model(self.model, self.layout, self.cfg)
-        self.checkpoints.save_final_state({"state": asdict(self.state)})
         plot_curves(self.layout.root, metric=self.cfg.train.eval_metric)
+        self.checkpoints.save_final_state({"state": asdict(self.state)})
         if self.state.skipped:
             log.warning("%d unreadable videos were skipped in training: %s",
                         len(self.state.skipped), ", ".join(list(self.state.skipped)[:5]))
