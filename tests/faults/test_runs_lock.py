@@ -118,3 +118,20 @@ def test_a_second_train_on_a_running_run_is_refused_and_the_first_finishes(tiny_
              if json.loads(line)["event"] == "train"]
     assert logged == list(range(1, steps + 1))
 
+
+
+@pytest.mark.slow
+def test_under_torchrun_a_run_in_use_stops_every_process(tiny_shapes: Path, tmp_path: Path,
+                                                         live_pid):
+    # rank 0 takes the lock; the other rank must stop with it, not wait at a barrier for ever
+    config = tmp_path / "tiny.yaml"
+    save_config(tiny_train_config(tiny_shapes, *QUICK), config)
+    _lock(tmp_path / "run", live_pid)
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "vidcap",
+                           "train", str(config), "--out", str(tmp_path / "run")], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert done.stderr.count(f"in use by pid {live_pid}") >= 2  # both ranks say why
+    assert not RunLayout(tmp_path / "run").is_run()

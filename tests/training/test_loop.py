@@ -147,3 +147,4 @@ def test_torchrun_two_processes_follow_the_one_process_curve(tiny_shapes: Path, 
         assert b[key] == pytest.approx(a[key], rel=0.02), key
     lines = read_metrics(tmp_path / "two")
     assert len(lines) == len(read_metrics(tmp_path / "one"))  # rank 0 alone wrote
+    assert not RunLayout(tmp_path / "two").lock.exists()  # rank 0 held the run's lock, and let go

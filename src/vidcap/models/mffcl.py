@@ -81,8 +81,8 @@ def _saved_config(kind: type[PretrainedConfig], folder: Path) -> Any:
     try:
         return kind.from_pretrained(str(folder), **NO_CODE)
     except (OSError, ValueError, TypeError) as err:
-        raise RunError(f"{folder / 'config.json'}: unreadable "
-                       f"({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise RunError(f"{folder / 'config.json'}: unreadable ({reason})") from None
 
 
 class ContrastiveHead(nn.Module):

@@ -67,8 +67,8 @@ class TextEncoder(nn.Module):
             if saved is not None:
                 refuse_custom_code(saved, key)
                 self.tokenizer = AutoTokenizer.from_pretrained(str(saved), **NO_CODE)
-                self.model = AutoModel.from_config(AutoConfig.from_pretrained(str(saved), **NO_CODE),
-                                                   add_pooling_layer=False, **NO_CODE)
+                config = AutoConfig.from_pretrained(str(saved), **NO_CODE)
+                self.model = AutoModel.from_config(config, add_pooling_layer=False, **NO_CODE)
             else:
                 key = "model.text_encoder.tokenizer"
                 refuse_custom_code(tokenizer_source(cfg), key)

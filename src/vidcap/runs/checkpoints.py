@@ -46,8 +46,8 @@ def read_trainer_state(file: Path) -> dict[str, Any]:
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:
-        raise RunError(f"{file}: not a readable trainer state "
-                       f"({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise RunError(f"{file}: not a readable trainer state ({reason})") from None
     if not isinstance(state, dict) or not isinstance(state.get("state"), dict):
         raise RunError(f"{file}: not a trainer state (no 'state' entry)")
     return state

@@ -124,8 +124,8 @@ def _sha256(file: Path, *, flush: bool = False) -> str:
 
 def write_checksums(folder: Path) -> None:
     """Record the sha256 of every file under `folder` in its checksums.json."""
-    sums = {p.relative_to(folder).as_posix(): _sha256(p, flush=True) for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name != CHECKSUMS}
+    files = [p for p in sorted(folder.rglob("*")) if p.is_file() and p.name != CHECKSUMS]
+    sums = {p.relative_to(folder).as_posix(): _sha256(p, flush=True) for p in files}
     write_json(folder / CHECKSUMS, {"sha256": sums})
 
 
