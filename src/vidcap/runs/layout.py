@@ -145,17 +145,6 @@ class RunLayout:
         """Whether training ran to its end (the final trainer state is written last)."""
         return self.trainer_state.is_file()
 
-    def weights_for(self, which: str) -> Path:
-        """The weights file of `which`: `best` (validation), `final`, or `auto` (best when
-        present). RunError when `which` is unknown or `best` was asked for and never written."""
-        if which not in WHICH:
-            raise RunError(f"{which!r}: expected one of {', '.join(WHICH)}")
-        if which == "best" and not self.best.is_dir():
-            raise RunError(f"{self.root}: no best checkpoint (validation never ran)")
-        if which in ("auto", "best") and self.best.is_dir():
-            return self.best_weights
-        return self.weights
-
 
 def open_run(path: str | Path) -> RunLayout:
     """The layout of an existing run directory; RunError (one line) when `path` is not one."""

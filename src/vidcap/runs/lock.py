@@ -115,18 +115,31 @@ class RunLock:
         raise RunError(f"{file}: other processes keep taking this run's lock; try again")
 
     def _create(self, file: Path) -> bool:
+        """Whether the lock file was made (False: one is there). Written whole under a temporary
+        name and hard-linked into place, which fails when the name is taken; where the file
+        system has no hard links, created exclusively and then written."""
+        text = json.dumps(asdict(self.owner))
         tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
         try:
-            with tmp.open("w", encoding="utf-8") as out:
-                json.dump(asdict(self.owner), out)
-                out.flush()
-                os.fsync(out.fileno())
-            os.link(tmp, file)  # fails when a lock is there: the check and the write are one
+            tmp.write_text(text, encoding="utf-8")
+            os.link(tmp, file)
             return True
         except FileExistsError:
             return False
+        except OSError:  # no hard links here (FAT, some network shares)
+            return self._create_exclusive(file, text)
         finally:
             tmp.unlink(missing_ok=True)
+
+    @staticmethod
+    def _create_exclusive(file: Path, text: str) -> bool:
+        try:
+            fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        return True
 
     def _check_may_take_over(self, seen: LockOwner | None) -> None:
         file = self.layout.lock

@@ -112,7 +112,10 @@ class Trainer:
             raise RunError(f"{root}: holds a run already; pass --resume to continue it or "
                            "choose another --out")
         on_main(lambda: folders.repair_run(self.layout))
-        return resume and bool(self.checkpoints.list())
+        found = bool(self.checkpoints.list())
+        if resume and not found:
+            log.info("%s: no checkpoint to resume from; training from the start", root)
+        return resume and found
 
     def _records(self) -> tuple[list[VideoRecord], list[VideoRecord]]:
         """The training and validation records of the manifest (its path and the cache folder
