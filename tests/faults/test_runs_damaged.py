@@ -113,3 +113,16 @@ def test_a_device_that_is_not_there_is_one_clear_error(run: RunLayout, device: s
         pytest.skip("this machine has CUDA")
     with pytest.raises(VidcapError, match=device):
         load_run(run.root, device=device)
+
+
+def test_a_run_of_the_older_layout_says_so(run: RunLayout):
+    # a run written before model/ and checksums: not loaded unchecked, and the error says why
+    # (on the older code this layout loaded; the test is here to keep the message clear)
+    if run.model_dir.is_dir():
+        for item in run.model_dir.iterdir():
+            if item.name != "checksums.json":
+                item.rename(run.root / item.name)
+        shutil.rmtree(run.model_dir)
+        run.config.write_text(run.config.read_text().rsplit("# end", 1)[0])
+    with pytest.raises(VidcapError, match="older vidcap"):
+        load_run(run.root)

@@ -50,6 +50,7 @@ def read_config(run_dir: str | Path | RunLayout) -> Config:
     except (OSError, UnicodeDecodeError) as err:
         raise RunError(f"{layout.config}: unreadable ({err})") from None
     if not lines or lines[-1].strip() != CONFIG_END:
+        _refuse_older_layout(layout)
         raise RunError(f"{layout.config}: incomplete (its last line should be "
                        f"{CONFIG_END!r}; cut short by a full disk or a copy?); restore it whole "
                        "(a hand edit must keep that line)")
@@ -66,10 +67,19 @@ def save_model(model: MFFCL, run_dir: str | Path | RunLayout, cfg: Config | None
     write_config(layout, cfg or Config(video=model.video_cfg, model=model.cfg))
 
 
+def _refuse_older_layout(layout: RunLayout) -> None:
+    """RunError for a run written before model files had their own folder and checksums."""
+    if not layout.model_dir.exists() and (layout.root / WEIGHTS).is_file():
+        raise RunError(f"{layout.root}: written by an older vidcap (model files at the top of "
+                       "the folder, without checksums); this version loads only runs it wrote: "
+                       "train it again")
+
+
 def model_folder(layout: RunLayout) -> Path:
     """The run's complete model folder, checked against its checksums."""
     folder = folders.current(layout.model_dir)
     if folder is None:
+        _refuse_older_layout(layout)
         raise RunError(f"{layout.model_dir}: missing, so the model cannot be loaded (training "
                        "has not written it, or the folder was removed)")
     folders.verify(folder)
@@ -88,8 +98,6 @@ def load_model(run_dir: str | Path | RunLayout, *, device: str | torch.device = 
 def best_folder(layout: RunLayout, which: str) -> Path | None:
     """The folder of the best weights when `which` asks for them (`best`, or `auto` when there
     are some), checked against its checksums; None for the final weights."""
-    if which not in WHICH:
-        raise RunError(f"{which!r}: expected one of {', '.join(WHICH)}")
     best = folders.current(layout.best) if which != "final" else None
     if which == "best" and best is None:
         raise RunError(f"{layout.root}: no best checkpoint (validation never ran)")
@@ -105,9 +113,11 @@ def load_run(path: str | Path, *, device: str | torch.device = "cpu", which: str
     (retrieval and search need it). Every file is checked first: RunError (one line) for a
     damaged, foreign or non-finite one, ConfigError for a device that is not there."""
     layout = open_run(path)
+    if which not in WHICH:
+        raise RunError(f"{which!r}: expected one of {', '.join(WHICH)}")
     target = pick_device(str(device))
-    best = best_folder(layout, which)
     model = load_model(layout, device="cpu", with_text_encoder=with_text_encoder)
+    best = best_folder(layout, which)
     if best is not None:  # best/ holds only the components training changed
         load_weights(model, read_weights(best / WEIGHTS), best / WEIGHTS, may_lack=COMPONENTS)
     return model.to(target).eval()
