@@ -9,12 +9,17 @@ initialising a process group. NCCL on GPUs, gloo on CPUs.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from vidcap.errors import ConfigError, VidcapError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -33,21 +38,40 @@ class DistInfo:
         return self.world_size > 1
 
 
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    """`auto` gives this process's CUDA device when there is one, else the CPU."""
+def pick_device(name: str, local_rank: int = 0, *, key: str = "device") -> torch.device:
+    """`auto` gives this process's CUDA device when there is one, else the CPU; `cuda` is this
+    process's GPU (`cuda:<local rank>`). ConfigError (naming `key`) for a name that is not a
+    device, or a device this machine does not have."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        return torch.device("cuda", local_rank)
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(f"{key}: {name!r} is not a device (expected auto, cpu, cuda or "
+                          "cuda:N)") from None
+    if device.type == "cpu":
+        return device
+    if device.type != "cuda":
+        raise ConfigError(f"{key}: {name!r} is not supported (expected auto, cpu, cuda or "
+                          "cuda:N)")
+    if not torch.cuda.is_available():
+        built = "with" if torch.backends.cuda.is_built() else "without"
+        raise ConfigError(f"{key}: {name!r} asked for, but no CUDA device is available (torch "
+                          f"{torch.__version__} is built {built} CUDA); use cpu or auto")
+    index = local_rank if device.index is None else device.index
+    if index >= torch.cuda.device_count():
+        raise ConfigError(f"{key}: {name!r} asks for GPU {index}, but this machine has "
+                          f"{torch.cuda.device_count()}")
+    return torch.device("cuda", index)
 
 
 def setup_distributed(device: str = "auto") -> DistInfo:
-    """Join the process group torchrun describes in the environment (or run alone)."""
+    """Join the process group torchrun describes in the environment (or run alone); the device
+    is checked first (`pick_device`, as `train.device`)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    chosen = pick_device(device, local_rank)
+    chosen = pick_device(device, local_rank, key="train.device")
     if world_size > 1 and not dist.is_initialized():
         if chosen.type == "cuda":
             torch.cuda.set_device(chosen)
@@ -109,3 +133,22 @@ def broadcast_object(obj: Any) -> Any:
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def on_main(action: Callable[[], T]) -> T | None:
+    """Run `action` on rank 0 alone (None elsewhere). A VidcapError it raises stops every
+    process, not just rank 0: the others raise one quoting it instead of waiting forever at the
+    next collective call."""
+    error: VidcapError | None = None
+    result = None
+    if not is_initialized() or dist.get_rank() == 0:
+        try:
+            result = action()
+        except VidcapError as err:
+            error = err
+    message = broadcast_object(None if error is None else str(error))
+    if error is not None:
+        raise error
+    if message is not None:
+        raise VidcapError(f"the main process stopped: {message}")
+    return result

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +21,32 @@ from typing import Any
 def temporary_name(path: Path) -> Path:
     """The name `path` is written under before the rename: hidden, unique to this process."""
     return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+
+
+_TEMPORARY = re.compile(r"\..+\.(\d+)\.tmp(\.[^.]*)?")
+
+
+def stale_temporaries(folder: str | Path) -> list[Path]:
+    """Temporary files in `folder` (named like `temporary_name`'s) whose process is gone: what
+    a process killed mid-write leaves behind."""
+    found = []
+    for path in Path(folder).glob(".*.tmp*"):
+        match = _TEMPORARY.fullmatch(path.name)
+        if match and path.is_file() and not _is_running(int(match[1])):
+            found.append(path)
+    return found
+
+
+def _is_running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process, or a platform without signals: keep its file
+    return True
 
 
 @contextmanager

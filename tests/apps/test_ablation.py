@@ -102,12 +102,12 @@ def test_ablate_grid_runs_in_parallel_skips_and_resumes(tiny_shapes: Path, tmp_p
     assert "vidcap ablate shapes-tiny" in table and "Machine:" in table and "Budget" in table
 
     # a rerun trains nothing: every cell-seed is skipped, no file of theirs is rewritten
-    before = {**_mtimes(out, "scores-test.json"), **_mtimes(out, "model.safetensors")}
+    before = {**_mtimes(out, "scores-test.json"), **_mtimes(out, "model/model.safetensors")}
     start = time.perf_counter()
     assert main(args) == 0
     rerun = time.perf_counter() - start
     assert capsys.readouterr().err.count(": skipped") == 4
-    assert {**_mtimes(out, "scores-test.json"), **_mtimes(out, "model.safetensors")} == before
+    assert {**_mtimes(out, "scores-test.json"), **_mtimes(out, "model/model.safetensors")} == before
     print(f"rerun of a finished 2x2 grid: {rerun:.1f} s")
 
     # the same folder with another budget is refused before anything runs

@@ -24,7 +24,7 @@ def test_demo_prepares_trains_evaluates_and_reports(tmp_path: Path, capsys, java
     assert {"Bleu_4", "METEOR", "ROUGE_L", "CIDEr"} <= set(scores)
     for name in ("manifest.jsonl", "attributes.jsonl"):
         assert (out / "shapes" / name).is_file()
-    for name in ("config.yaml", "model.safetensors", "metrics.jsonl", "curves.png",
+    for name in ("config.yaml", "model/model.safetensors", "metrics.jsonl", "curves.png",
                  "predictions-test.json"):
         assert (out / name).is_file()
     # a second demo replaces the finished run, reusing the generated clips

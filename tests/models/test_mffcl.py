@@ -17,7 +17,8 @@ from vidcap.models.decoder import gpt2_config
 from vidcap.models.encoder import timesformer_config
 from vidcap.models.mffcl import COMPONENTS, MFFCL
 from vidcap.models.tokenizer import train_caption_tokenizer
-from vidcap.runs.store import load_model, save_model
+from vidcap.runs.layout import RunLayout
+from vidcap.runs.store import load_model, read_config, save_model, write_config
 
 from .conftest import CAPTIONS
 
@@ -105,9 +106,10 @@ def test_save_and_load_from_the_folder_alone(tiny_config, clips, tmp_path):
     model = build(tiny_config())
     save_model(model, tmp_path / "saved")
     files = {p.relative_to(tmp_path / "saved").as_posix() for p in (tmp_path / "saved").rglob("*")}
-    assert {"config.yaml", "model.safetensors", "tokenizer/tokenizer.json", "encoder/config.json",
-            "decoder/config.json", "text_encoder/config.json"} <= files
-    weights = load_file(str(tmp_path / "saved" / "model.safetensors"))
+    assert {"config.yaml", "model/model.safetensors", "model/tokenizer/tokenizer.json",
+            "model/encoder/config.json", "model/decoder/config.json",
+            "model/text_encoder/config.json", "model/checksums.json"} <= files
+    weights = load_file(str(RunLayout(tmp_path / "saved").weights))
     assert "decoder.model.lm_head.weight" not in weights  # tied to wte: stored once
     moved = shutil.move(str(tmp_path / "saved"), str(tmp_path / "elsewhere"))
     loaded = load_model(moved)
@@ -180,15 +182,15 @@ def test_text_encoder_saving_rules(tiny_config, clips, tmp_path):
     assert frozen.text_encoder is None and frozen.contrastive.text_proj.in_features == 384
     assert list(frozen.component("text_encoder").parameters()) == []
     save_model(frozen, tmp_path / "frozen")
-    weights = load_file(str(tmp_path / "frozen" / "model.safetensors"))
+    weights = load_file(str(RunLayout(tmp_path / "frozen").weights))
     assert not any(k.startswith("text_encoder.") for k in weights)
     assert load_model(tmp_path / "frozen", with_text_encoder=False).text_encoder is None
     with pytest.raises(RunError, match="without its text encoder"):
         load_model(tmp_path / "frozen", with_text_encoder=False).encode_text(["a"])
     # a source that cannot be loaded: captioning still works, the align stage cannot
-    data = yaml.safe_load((tmp_path / "frozen" / "config.yaml").read_text())
-    data["model"]["text_encoder"]["pretrained"] = "/nonexistent/bert"
-    (tmp_path / "frozen" / "config.yaml").write_text(yaml.safe_dump(data))
+    cfg = read_config(tmp_path / "frozen")
+    cfg.model.text_encoder.pretrained = "/nonexistent/bert"
+    write_config(tmp_path / "frozen", cfg)
     assert load_model(tmp_path / "frozen").text_encoder is None
     with pytest.raises(ConfigError, match="text_encoder"):
         load_model(tmp_path / "frozen", with_text_encoder=True)
@@ -214,6 +216,7 @@ def test_load_reports_a_broken_folder(tiny_config, tmp_path):
         load_model(tmp_path)
     save_model(build(tiny_config()), tmp_path / "a")
     save_model(build(tiny_config("model.mapper.num_layers=2")), tmp_path / "b")
-    shutil.copy(tmp_path / "a" / "model.safetensors", tmp_path / "b" / "model.safetensors")
+    shutil.rmtree(tmp_path / "b" / "model")  # a's model folder, whole, under b's config
+    shutil.copytree(tmp_path / "a" / "model", tmp_path / "b" / "model")
     with pytest.raises(RunError, match="lacks"):
         load_model(tmp_path / "b")

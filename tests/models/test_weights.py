@@ -48,3 +48,24 @@ def test_loading_weights_of_another_model_is_a_clear_error(tmp_path):
     (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 64)
     with pytest.raises(RunError, match="junk.safetensors: not a readable safetensors file"):
         read_weights(tmp_path / "junk.safetensors")
+
+
+def test_shapes_are_checked_before_anything_is_copied(tmp_path):
+    file = tmp_path / "w.safetensors"
+    save_weights(nn.Linear(2, 3, bias=False), file)
+    target = nn.Linear(2, 4, bias=False)
+    before = target.weight.clone()
+    with pytest.raises(RunError, match=r"weight has shape \(3, 2\) but the config makes it "
+                                       r"\(4, 2\)"):
+        load_weights(target, read_weights(file), file)
+    assert torch.equal(target.weight, before)
+
+
+def test_non_finite_weights_are_refused_naming_the_tensor(tmp_path):
+    model = nn.Linear(2, 2)
+    with torch.no_grad():
+        model.bias[1] = float("inf")
+    file = tmp_path / "w.safetensors"
+    save_weights(model, file)
+    with pytest.raises(RunError, match="w.safetensors: tensor bias holds NaN or infinite"):
+        read_weights(file)

@@ -20,6 +20,7 @@ from tests.conftest import tiny_train_config
 from vidcap.config import save_config
 from vidcap.data.manifest import read_manifest, write_manifest
 from vidcap.errors import RunError
+from vidcap.runs.layout import RunLayout
 from vidcap.runs.store import load_run
 from vidcap.training.trainer import train
 from vidcap.runs.records import read_metrics
@@ -39,8 +40,9 @@ def _write_config(path: Path, manifest: Path, *overrides: str) -> Path:
 
 
 def test_a_run_directory_holds_what_design_lists(tiny_run: Path):
-    for name in ("config.yaml", "model.safetensors", "trainer_state.pt", "metrics.jsonl",
-                 "curves.png", "tokenizer", "best/model.safetensors"):
+    for name in ("config.yaml", "model/model.safetensors", "trainer_state.pt", "metrics.jsonl",
+                 "curves.png", "model/tokenizer", "best/model.safetensors",
+                 "model/checksums.json", "best/checksums.json"):
         assert (tiny_run / name).exists(), name
     lines = read_metrics(tiny_run)
     steps = {(m["stage"], m["step"]) for m in lines if m["event"] == "train"}
@@ -89,8 +91,8 @@ def test_sigkill_then_resume_reaches_the_same_weights(tiny_shapes: Path, tmp_pat
 
     resumed = _vidcap("train", str(config), "--out", str(tmp_path / "killed"), "--resume")
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
-    a = load_file(tmp_path / "whole" / "model.safetensors")
-    b = load_file(tmp_path / "killed" / "model.safetensors")
+    a = load_file(RunLayout(tmp_path / "whole").weights)
+    b = load_file(RunLayout(tmp_path / "killed").weights)
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from uninterrupted"
     steps = [m["step"] for m in read_metrics(tmp_path / "killed")
@@ -115,7 +117,7 @@ def test_unreadable_videos_are_skipped_counted_and_reported(tiny_shapes: Path, t
     assert skipped, "no epoch reported its unreadable videos"
     assert set(skipped[0]["videos"]) == {train_records[0].video_id, train_records[1].video_id}
     assert skipped[0]["count"] == 2
-    assert (run / "model.safetensors").is_file()
+    assert RunLayout(run).weights.is_file()
 
 
 @pytest.mark.slow
@@ -145,3 +147,4 @@ def test_torchrun_two_processes_follow_the_one_process_curve(tiny_shapes: Path, 
         assert b[key] == pytest.approx(a[key], rel=0.02), key
     lines = read_metrics(tmp_path / "two")
     assert len(lines) == len(read_metrics(tmp_path / "one"))  # rank 0 alone wrote
+    assert not RunLayout(tmp_path / "two").lock.exists()  # rank 0 held the run's lock, and let go

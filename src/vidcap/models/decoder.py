@@ -24,6 +24,7 @@ from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel, PreTrain
 from vidcap.config import DecoderConfig, GenerateConfig
 from vidcap.errors import ConfigError
 from vidcap.losses import IGNORE_INDEX, caption_loss
+from vidcap.models.pretrained import NO_CODE, refuse_custom_code
 from vidcap.models.tokenizer import decode_captions
 from vidcap.text import normalize_caption
 
@@ -72,10 +73,11 @@ class CaptionDecoder(nn.Module):
         if hf_config is not None:
             self.model = PrefixGPT2LMHeadModel(hf_config)
         elif cfg.pretrained:
+            refuse_custom_code(cfg.pretrained, "model.decoder.pretrained")
             try:
                 self.model = PrefixGPT2LMHeadModel.from_pretrained(
                     cfg.pretrained, resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout,
-                    attn_pdrop=cfg.dropout)
+                    attn_pdrop=cfg.dropout, **NO_CODE)
             except (OSError, ValueError) as err:
                 raise ConfigError(f"model.decoder.pretrained: cannot load {cfg.pretrained!r} "
                                   f"({str(err).splitlines()[0]})") from None

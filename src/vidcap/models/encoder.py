@@ -26,6 +26,7 @@ from transformers.models.timesformer.modeling_timesformer import TimesformerDrop
 
 from vidcap.config import EncoderConfig, VideoConfig
 from vidcap.errors import ConfigError
+from vidcap.models.pretrained import NO_CODE, refuse_custom_code
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +108,10 @@ class VideoEncoder(nn.Module):
 
     @staticmethod
     def _load_pretrained(cfg: EncoderConfig, video_cfg: VideoConfig) -> TimesformerModel:
+        refuse_custom_code(cfg.pretrained, "model.encoder.pretrained")
         try:
             model = TimesformerModel.from_pretrained(cfg.pretrained,
-                                                     attention_type=cfg.attention_type)
+                                                     attention_type=cfg.attention_type, **NO_CODE)
         except (OSError, ValueError) as err:
             raise ConfigError(f"model.encoder.pretrained: cannot load {cfg.pretrained!r} "
                               f"({str(err).splitlines()[0]})") from None

@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from transformers import GPT2Config, PreTrainedTokenizerFast, TimesformerConfig
+from transformers import GPT2Config, PretrainedConfig, PreTrainedTokenizerFast, TimesformerConfig
 
 from vidcap.config import ContrastiveConfig, GenerateConfig, ModelConfig, VideoConfig
 from vidcap.errors import ConfigError, RunError
@@ -43,6 +43,7 @@ from vidcap.losses import contrastive_loss
 from vidcap.models.decoder import CaptionDecoder
 from vidcap.models.encoder import VideoEncoder, VideoFeatures
 from vidcap.models.mapper import Mapper
+from vidcap.models.pretrained import NO_CODE, refuse_custom_code
 from vidcap.models.text_encoder import TextEncoder, text_hidden_size
 from vidcap.models.tokenizer import load_tokenizer, train_caption_tokenizer
 from vidcap.models.weights import load_weights, read_weights, save_weights
@@ -74,6 +75,15 @@ class ModelFiles(NamedTuple):
         needed = (self.weights, self.tokenizer, self.encoder / "config.json",
                   self.decoder / "config.json")
         return [p for p in needed if not p.exists()]
+
+
+def _saved_config(kind: type[PretrainedConfig], folder: Path) -> Any:
+    """The HF config a saved model keeps in `folder`; RunError when it is unreadable."""
+    try:
+        return kind.from_pretrained(str(folder), **NO_CODE)
+    except (OSError, ValueError, TypeError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise RunError(f"{folder / 'config.json'}: unreadable ({reason})") from None
 
 
 class ContrastiveHead(nn.Module):
@@ -192,12 +202,14 @@ class MFFCL(nn.Module):
         missing = files.missing()
         if missing:
             raise RunError(f"{missing[0]}: missing, so the model cannot be loaded")
+        for folder in files[1:]:  # a saved model is data: nothing in it may run
+            refuse_custom_code(folder, error=RunError)
         weights = read_weights(files.weights)
-        tokenizer = load_tokenizer(files.tokenizer)
+        tokenizer = load_tokenizer(files.tokenizer, key=str(files.tokenizer))
         encoder = VideoEncoder(cfg.encoder, video_cfg,
-                               hf_config=TimesformerConfig.from_pretrained(str(files.encoder)))
+                               hf_config=_saved_config(TimesformerConfig, files.encoder))
         decoder = CaptionDecoder(cfg.decoder, tokenizer,
-                                 hf_config=GPT2Config.from_pretrained(str(files.decoder)))
+                                 hf_config=_saved_config(GPT2Config, files.decoder))
         text_encoder = cls._load_text_encoder(cfg, files, weights, with_text_encoder)
         if text_encoder is None:  # saved text-encoder weights, not wanted this time
             weights = {k: v for k, v in weights.items() if not k.startswith("text_encoder.")}

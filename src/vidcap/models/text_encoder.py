@@ -20,6 +20,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, BertConfig, Pretr
 
 from vidcap.config import TextEncoderConfig
 from vidcap.errors import ConfigError
+from vidcap.models.pretrained import NO_CODE, refuse_custom_code
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,10 @@ def text_hidden_size(cfg: TextEncoderConfig) -> int:
     """The width of the text features, read from the config file alone (no weights loaded)."""
     if cfg.pretrained is None:
         return cfg.hidden_size
+    source = resolve_pretrained(cfg.pretrained)
+    refuse_custom_code(source, "model.text_encoder.pretrained")
     try:
-        return AutoConfig.from_pretrained(resolve_pretrained(cfg.pretrained)).hidden_size
+        return AutoConfig.from_pretrained(source, **NO_CODE).hidden_size
     except (OSError, ValueError) as err:
         raise ConfigError(f"model.text_encoder.pretrained: cannot read the config of "
                           f"{cfg.pretrained!r} ({str(err).splitlines()[0]})") from None
@@ -62,12 +65,14 @@ class TextEncoder(nn.Module):
         key = "model.text_encoder.pretrained"
         try:
             if saved is not None:
-                self.tokenizer = AutoTokenizer.from_pretrained(str(saved))
-                self.model = AutoModel.from_config(AutoConfig.from_pretrained(str(saved)),
-                                                   add_pooling_layer=False)
+                refuse_custom_code(saved, key)
+                self.tokenizer = AutoTokenizer.from_pretrained(str(saved), **NO_CODE)
+                config = AutoConfig.from_pretrained(str(saved), **NO_CODE)
+                self.model = AutoModel.from_config(config, add_pooling_layer=False, **NO_CODE)
             else:
                 key = "model.text_encoder.tokenizer"
-                self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_source(cfg))
+                refuse_custom_code(tokenizer_source(cfg), key)
+                self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_source(cfg), **NO_CODE)
                 key = "model.text_encoder.pretrained"
                 self.model = self._build_model(cfg, len(self.tokenizer))
         except (OSError, ValueError) as err:
@@ -81,7 +86,8 @@ class TextEncoder(nn.Module):
     @staticmethod
     def _build_model(cfg: TextEncoderConfig, vocab_size: int) -> nn.Module:
         if cfg.pretrained is not None:
-            model = AutoModel.from_pretrained(resolve_pretrained(cfg.pretrained))
+            refuse_custom_code(resolve_pretrained(cfg.pretrained), "model.text_encoder.pretrained")
+            model = AutoModel.from_pretrained(resolve_pretrained(cfg.pretrained), **NO_CODE)
             # CLS pooling takes the raw CLS state (the paper), never BERT's pooler: dropped, so a
             # trainable encoder has no unused parameters (DDP) and none are saved
             if getattr(model, "pooler", None) is not None:
@@ -90,7 +96,7 @@ class TextEncoder(nn.Module):
         config = BertConfig(vocab_size=vocab_size, hidden_size=cfg.hidden_size,
                             num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,
                             intermediate_size=cfg.intermediate_size)
-        return AutoModel.from_config(config, add_pooling_layer=False)
+        return AutoModel.from_config(config, add_pooling_layer=False, **NO_CODE)
 
     @property
     def hf_config(self) -> PretrainedConfig:

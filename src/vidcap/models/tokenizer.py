@@ -21,6 +21,7 @@ from pathlib import Path
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from vidcap.errors import ConfigError
+from vidcap.models.pretrained import NO_CODE, refuse_custom_code
 from vidcap.text import normalize_caption
 
 log = logging.getLogger(__name__)
@@ -53,9 +54,11 @@ def train_caption_tokenizer(captions: Iterable[str], vocab_size: int, *,
 
 def load_tokenizer(name_or_dir: str | Path, *, key: str = "model.decoder.tokenizer"
                    ) -> PreTrainedTokenizerFast:
-    """A pretrained (fast) tokenizer; one without a pad token pads with its end-of-text token."""
+    """A pretrained (fast) tokenizer; one without a pad token pads with its end-of-text token.
+    Never one that needs code of its own (ConfigError)."""
+    refuse_custom_code(name_or_dir, key)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(name_or_dir))
+        tokenizer = AutoTokenizer.from_pretrained(str(name_or_dir), **NO_CODE)
     except (OSError, ValueError) as err:
         raise ConfigError(f"{key}: cannot load tokenizer {str(name_or_dir)!r} "
                           f"({str(err).splitlines()[0]})") from None

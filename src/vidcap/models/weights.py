@@ -2,9 +2,10 @@
 
 Every weights file vidcap writes (a run's model, a checkpoint, the best-on-validation copy) goes
 through `save_weights`, and every one it reads through `load_weights`, so a file is judged by
-one rule wherever it comes from: nothing the model does not have, and each component either
-complete or, where the caller allows it, absent (a frozen component whose weights come from
-elsewhere: the pretrained text encoder, or a part no stage trains).
+one rule wherever it comes from: finite values, nothing the model does not have, every shape the
+model's, and each component either complete or, where the caller allows it, absent (a frozen
+component whose weights come from elsewhere: the pretrained text encoder, or a part no stage
+trains).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from pathlib import Path
 
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
@@ -45,29 +47,44 @@ def save_weights(model: nn.Module, file: str | Path, *, skip: Collection[str] = 
 
 
 def read_weights(file: str | Path) -> dict[str, Tensor]:
-    """The tensors of a safetensors file; RunError when it is missing or unreadable."""
+    """The tensors of a safetensors file; RunError when it is missing, unreadable, or holds a
+    value that is not finite (NaN weights caption nothing: never used silently)."""
     file = Path(file)
     if not file.is_file():
         raise RunError(f"{file}: weights file not found")
     try:
-        return load_file(str(file))
-    except (SafetensorError, OSError, ValueError) as err:
+        tensors = load_file(str(file))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         raise RunError(f"{file}: not a readable safetensors file ({err})") from None
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise RunError(f"{file}: tensor {name} holds NaN or infinite values (training "
+                           "diverged, or the file is damaged)")
+    return tensors
 
 
 def load_weights(model: nn.Module, weights: dict[str, Tensor], source: str | Path, *,
                  may_lack: Collection[str] = ()) -> None:
-    """Copy `weights` into `model` after checking them: no tensor the model lacks, and every
-    component (first part of a key) either complete or wholly absent — absent only when named in
-    `may_lack` (it keeps the weights it has). `source` names the file in errors."""
-    result = model.load_state_dict(weights, strict=False)
-    if result.unexpected_keys:
+    """Copy `weights` into `model` after checking them: no tensor the model lacks, every shape
+    the model's (its config's), and every component (first part of a key) either complete or
+    wholly absent — absent only when named in `may_lack` (it keeps the weights it has). `source`
+    names the file in errors; nothing is copied unless every check passes."""
+    expected = model.state_dict()
+    unexpected = [k for k in weights if k not in expected]
+    if unexpected:
         raise RunError(f"{source}: weights do not fit this model (unexpected "
-                       f"{', '.join(result.unexpected_keys[:3])} ...)")
+                       f"{', '.join(unexpected[:3])} ...)")
+    wrong = [k for k, v in weights.items() if tuple(v.shape) != tuple(expected[k].shape)]
+    if wrong:
+        key = wrong[0]
+        raise RunError(f"{source}: {key} has shape {tuple(weights[key].shape)} but the config "
+                       f"makes it {tuple(expected[key].shape)} ({len(wrong)} tensor(s) differ): "
+                       "the weights and the run's config.yaml do not belong together")
     present = {k.split(".", 1)[0] for k in weights}
-    absent = {k.split(".", 1)[0] for k in model.state_dict()} - present
+    absent = {k.split(".", 1)[0] for k in expected} - present
     allowed = absent & set(may_lack)
     lacking = [k for k in unique_weights(model, allowed) if k not in weights]
     if lacking:
         raise RunError(f"{source}: lacks {len(lacking)} weights of this model "
                        f"(e.g. {', '.join(lacking[:3])})")
+    model.load_state_dict(weights, strict=False)

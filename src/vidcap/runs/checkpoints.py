@@ -1,21 +1,27 @@
-"""The checkpoints of a run directory: written atomically, the last K kept, read back for resume.
+"""The checkpoints of a run directory: written whole, the last K kept, read back for resume.
 
     RUN/checkpoints/<k>-<stage>-<step>/model.safetensors   weights that training changes
     RUN/checkpoints/<k>-<stage>-<step>/trainer_state.pt    optimiser, schedule, scaler, step, RNG,
                                                            data position
-    RUN/best/model.safetensors + best/info.json            best validation weights
+    RUN/checkpoints/<k>-<stage>-<step>/checksums.json      sha256 of both
+    RUN/best/model.safetensors + info.json + checksums.json   best validation weights
     RUN/trainer_state.pt                                   the final trainer state
 
-A checkpoint folder is written under a temporary name and renamed into place, so a run killed at
-any moment leaves only complete checkpoints behind. Weights that no stage trains (a frozen text
-encoder) are not repeated in every checkpoint: they come back from the run's own model files.
-What a trainer state holds is the trainer's business (`vidcap.training.state`); it is saved with
-`torch.save` and read with `weights_only=True`, so a checkpoint can never run code.
+A checkpoint folder is written under a temporary name and renamed into place
+(`vidcap.runs.folders`), so a run killed at any moment leaves only complete checkpoints behind;
+one damaged later (a bad disk, a copy cut short) is found by its checksums and resume falls back
+to the previous one, saying so. Folders in checkpoints/ whose names are not `<k>-<stage>-<step>`
+are not checkpoints and are left alone. Weights that no stage trains (a frozen text encoder) are
+not repeated in every checkpoint: they come back from the run's own model files. What a trainer
+state holds is the trainer's business (`vidcap.training.state`); it is saved with `torch.save`
+and read with `weights_only=True`, so a checkpoint can never run code.
 """
 
 from __future__ import annotations
 
-import os
+import json
+import logging
+import pickle
 import shutil
 from collections.abc import Collection
 from pathlib import Path
@@ -24,20 +30,27 @@ from typing import Any
 import torch
 from torch import nn
 
+from vidcap.errors import RunError
 from vidcap.files import atomic_path, write_json
 from vidcap.models.mffcl import COMPONENTS
 from vidcap.models.weights import load_weights, read_weights, save_weights
-from vidcap.runs.layout import TRAINER_STATE, WEIGHTS, RunLayout
+from vidcap.runs import folders
+from vidcap.runs.layout import TRAINER_STATE, WEIGHTS, RunLayout, parse_checkpoint_name
+
+log = logging.getLogger(__name__)
 
 
-def _save_state(state: dict[str, Any], file: Path) -> None:
-    with atomic_path(file) as tmp:
-        torch.save(state, tmp)
-
-
-def _step_of(folder: Path) -> tuple[int, int]:
-    """(stage index, step) from a checkpoint folder's name `<k>-<stage>-<step>`."""
-    return int(folder.name.split("-")[0]), int(folder.name.split("-")[-1])
+def read_trainer_state(file: Path) -> dict[str, Any]:
+    """A trainer state saved by `torch.save` (tensors and plain values only: nothing can run);
+    RunError when it is unreadable."""
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise RunError(f"{file}: not a readable trainer state ({reason})") from None
+    if not isinstance(state, dict) or not isinstance(state.get("state"), dict):
+        raise RunError(f"{file}: not a trainer state (no 'state' entry)")
+    return state
 
 
 class CheckpointManager:
@@ -47,53 +60,105 @@ class CheckpointManager:
         self.layout = run_dir if isinstance(run_dir, RunLayout) else RunLayout(Path(run_dir))
         self.folder = self.layout.checkpoints
         self.keep_last = keep_last
+        self._reported: set[str] = set()
 
     def save(self, model: nn.Module, trainer_state: dict[str, Any], *, stage_index: int,
              stage: str, step: int, exclude: Collection[str] = ()) -> Path:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        name = f"{stage_index}-{stage}-{step:08d}"
-        final = self.folder / name
-        tmp = self.folder / f".tmp-{name}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        save_weights(model, tmp / WEIGHTS, skip=exclude)
-        torch.save(trainer_state, tmp / TRAINER_STATE)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        """Write a checkpoint folder whole, then prune the old ones; RunError when it cannot be
+        written (the previous checkpoints are kept)."""
+        final = self.layout.checkpoint(stage_index, stage, step)
+        with folders.written_whole(final) as tmp:
+            save_weights(model, tmp / WEIGHTS, skip=exclude)
+            torch.save(trainer_state, tmp / TRAINER_STATE)
         self.prune()
         return final
 
     def list(self) -> list[Path]:
-        """Complete checkpoints, oldest first."""
+        """Complete checkpoints, oldest first (other folders in checkpoints/ are ignored)."""
         if not self.folder.is_dir():
             return []
-        found = [p for p in self.folder.iterdir()
-                 if p.is_dir() and not p.name.startswith(".") and (p / TRAINER_STATE).is_file()]
-        return sorted(found, key=_step_of)
+        found = []
+        for path in self.folder.iterdir():
+            name = parse_checkpoint_name(path.name)
+            if path.name.startswith("."):
+                continue
+            if name is None or not path.is_dir() or not (path / TRAINER_STATE).is_file():
+                self._report_stray(path)
+                continue
+            found.append((name.stage_index, name.step, path))
+        return [path for _, _, path in sorted(found)]
+
+    def _report_stray(self, path: Path) -> None:
+        if path.name not in self._reported:
+            self._reported.add(path.name)
+            log.warning("%s: not a checkpoint (name or content), ignored", path)
 
     def latest(self) -> Path | None:
         found = self.list()
         return found[-1] if found else None
 
     def prune(self) -> None:
+        """Remove all but the last K checkpoints, and folders killed writers left (only the
+        process holding the run's lock calls this)."""
         for old in self.list()[:-self.keep_last]:
             shutil.rmtree(old, ignore_errors=True)
-        for stale in self.folder.glob(".tmp-*"):  # left by a killed process
-            shutil.rmtree(stale, ignore_errors=True)
+        for stale in self.folder.glob(".*"):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
 
     @staticmethod
     def load(checkpoint: Path, model: nn.Module) -> dict[str, Any]:
         """Load a checkpoint's weights into `model` and return its trainer state. Components
-        absent from the checkpoint keep their weights (no stage trains them)."""
+        absent from the checkpoint keep their weights (no stage trains them). Everything is
+        checked before the model changes: RunError for a damaged checkpoint."""
+        folders.verify(checkpoint)
         weights = checkpoint / WEIGHTS
-        load_weights(model, read_weights(weights), weights, may_lack=COMPONENTS)
-        return torch.load(checkpoint / TRAINER_STATE, map_location="cpu", weights_only=True)
+        tensors = read_weights(weights)
+        state = read_trainer_state(checkpoint / TRAINER_STATE)
+        load_weights(model, tensors, weights, may_lack=COMPONENTS)
+        return state
+
+    def load_latest(self, model: nn.Module) -> tuple[Path, dict[str, Any]] | None:
+        """The newest checkpoint that loads (weights into `model`) and its trainer state; a
+        damaged one is reported and the one before it tried. None when there is none at all;
+        RunError when every one is damaged."""
+        found = self.list()
+        problems = []
+        for checkpoint in reversed(found):
+            try:
+                state = self.load(checkpoint, model)
+            except RunError as err:
+                log.warning("cannot resume from %s: %s", checkpoint.name, err)
+                problems.append(str(err))
+                continue
+            if problems:
+                log.warning("resuming from the previous good checkpoint, %s", checkpoint)
+            return checkpoint, state
+        if problems:
+            raise RunError(f"{self.folder}: no checkpoint can be resumed from ({problems[0]})")
+        return None
 
     def save_best(self, model: nn.Module, info: dict[str, Any],
                   exclude: Collection[str] = ()) -> None:
-        save_weights(model, self.layout.best_weights, skip=exclude)
-        write_json(self.layout.best_info, info)
+        """Replace best/ (weights and info.json) whole."""
+        with folders.written_whole(self.layout.best) as tmp:
+            save_weights(model, tmp / self.layout.best_weights.name, skip=exclude)
+            write_json(tmp / self.layout.best_info.name, info)
+
+    def best_info(self) -> dict[str, Any] | None:
+        """best/info.json (step, stage, metric, score) when there is a best checkpoint."""
+        best = folders.current(self.layout.best)
+        if best is None:
+            return None
+        try:
+            return json.loads((best / self.layout.best_info.name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
 
     def save_final_state(self, trainer_state: dict[str, Any]) -> None:
-        _save_state(trainer_state, self.layout.trainer_state)
+        try:
+            with atomic_path(self.layout.trainer_state) as tmp:
+                torch.save(trainer_state, tmp)
+        except OSError as err:
+            raise RunError(f"{self.layout.trainer_state}: cannot be written "
+                           f"({err.strerror or err})") from None

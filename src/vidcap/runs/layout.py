@@ -1,23 +1,30 @@
 """Where every file of a run directory lives, and the one check that a folder is a run.
 
-    RUN/config.yaml              the resolved config (`vidcap.runs.store` is its only writer)
-    RUN/model.safetensors        final weights, with the files needed to load them offline:
-    RUN/tokenizer/ encoder/ decoder/ text_encoder/   (`MFFCL.save`, see `ModelFiles`)
-    RUN/checkpoints/<k>-<stage>-<step>/model.safetensors + trainer_state.pt   (the last K)
-    RUN/best/model.safetensors + best/info.json      best validation weights
+    RUN/config.yaml              the resolved config (`vidcap.runs.store` is its only writer),
+                                 ending with CONFIG_END so that a truncated copy is recognised
+    RUN/model/                   the final model, written whole and swapped in by rename:
+        model.safetensors          its weights
+        tokenizer/ encoder/ decoder/ text_encoder/   the files to load it offline (`ModelFiles`)
+        checksums.json             sha256 of every file above
+    RUN/checkpoints/<k>-<stage>-<step>/model.safetensors + trainer_state.pt + checksums.json
+    RUN/best/model.safetensors + info.json + checksums.json   best validation weights (swapped)
     RUN/trainer_state.pt         the final trainer state: its presence means training finished
     RUN/metrics.jsonl            one line per logged step, evaluation or event; RUN/curves.png
     RUN/predictions-<split>.json, RUN/scores-<split>.json   each evaluation's output
     RUN/retrieval-<split>.json   retrieval in the aligned space (`evaluate --task retrieval`)
+    RUN/lock.json                who writes into the run now (`vidcap.runs.lock`)
 
+A folder of several files (model/, best/, a checkpoint) is filled under a hidden temporary name
+beside it and renamed into place (`vidcap.runs.folders`), so a reader never sees half of one.
 No other module spells these names: everyone asks a `RunLayout`.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from vidcap.errors import RunError
 
@@ -30,6 +37,32 @@ WHICH: tuple[str, ...] = ("auto", "best", "final")
 
 WEIGHTS = "model.safetensors"
 TRAINER_STATE = "trainer_state.pt"
+CHECKSUMS = "checksums.json"
+CONFIG_END = "# end of vidcap run config"
+"""The last line of every config.yaml a run writes: without it the file was cut short."""
+
+_CHECKPOINT_NAME = re.compile(r"(\d+)-([a-z_]+)-(\d{8,})")
+
+
+class CheckpointName(NamedTuple):
+    """What a checkpoint folder's name `<k>-<stage>-<step>` says."""
+
+    stage_index: int
+    stage: str
+    step: int
+
+
+def checkpoint_name(stage_index: int, stage: str, step: int) -> str:
+    """The folder name of the checkpoint after `step` of stage number `stage_index`."""
+    return f"{stage_index}-{stage}-{step:08d}"
+
+
+def parse_checkpoint_name(name: str) -> CheckpointName | None:
+    """(stage index, stage, step) of a checkpoint folder name; None for any other name."""
+    match = _CHECKPOINT_NAME.fullmatch(name)
+    if match is None:
+        return None
+    return CheckpointName(int(match[1]), match[2], int(match[3]))
 
 
 @dataclass(frozen=True)
@@ -43,19 +76,29 @@ class RunLayout:
         return self.root / "config.yaml"
 
     @property
-    def weights(self) -> Path:
-        return self.root / WEIGHTS
+    def model_dir(self) -> Path:
+        """The folder of the final model (swapped in whole)."""
+        return self.root / "model"
 
-    def model_files(self, weights: Path | None = None) -> "ModelFiles":
-        """The files `MFFCL.save` writes and `MFFCL.load` reads (other weights if given)."""
+    @property
+    def weights(self) -> Path:
+        return self.model_dir / WEIGHTS
+
+    def model_files(self, folder: Path | None = None) -> "ModelFiles":
+        """The files `MFFCL.save` writes and `MFFCL.load` reads, in `folder` (default the run's
+        model folder; another when a model is written under a temporary name)."""
         from vidcap.models.mffcl import ModelFiles
 
-        return ModelFiles(weights or self.weights, self.root / "tokenizer", self.root / "encoder",
-                          self.root / "decoder", self.root / "text_encoder")
+        folder = folder or self.model_dir
+        return ModelFiles(folder / WEIGHTS, folder / "tokenizer", folder / "encoder",
+                          folder / "decoder", folder / "text_encoder")
 
     @property
     def checkpoints(self) -> Path:
         return self.root / "checkpoints"
+
+    def checkpoint(self, stage_index: int, stage: str, step: int) -> Path:
+        return self.checkpoints / checkpoint_name(stage_index, stage, step)
 
     @property
     def best(self) -> Path:
@@ -81,6 +124,10 @@ class RunLayout:
     def curves(self) -> Path:
         return self.root / "curves.png"
 
+    @property
+    def lock(self) -> Path:
+        return self.root / "lock.json"
+
     def predictions(self, split: str) -> Path:
         return self.root / f"predictions-{split}.json"
 
@@ -95,20 +142,13 @@ class RunLayout:
         """Whether the folder holds a run (its config is there)."""
         return self.config.is_file()
 
+    def holds_training(self) -> bool:
+        """Whether training has written anything here: a config, a model or checkpoints."""
+        return self.is_run() or self.model_dir.exists() or self.checkpoints.is_dir()
+
     def is_finished(self) -> bool:
         """Whether training ran to its end (the final trainer state is written last)."""
         return self.trainer_state.is_file()
-
-    def weights_for(self, which: str) -> Path:
-        """The weights file of `which`: `best` (validation), `final`, or `auto` (best when
-        present). RunError when `which` is unknown or `best` was asked for and never written."""
-        if which not in WHICH:
-            raise RunError(f"{which!r}: expected one of {', '.join(WHICH)}")
-        if which == "best" and not self.best_weights.is_file():
-            raise RunError(f"{self.root}: no best checkpoint (validation never ran)")
-        if which in ("auto", "best") and self.best_weights.is_file():
-            return self.best_weights
-        return self.weights
 
 
 def open_run(path: str | Path) -> RunLayout:

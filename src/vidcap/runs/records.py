@@ -1,15 +1,23 @@
-"""`metrics.jsonl` (one line per logged step, evaluation or event) and `curves.png`."""
+"""`metrics.jsonl` (one line per logged step, evaluation or event) and `curves.png`.
+
+A line is appended whole or, when the process is killed mid-write, cut short: readers skip a line
+that is not JSON (with a warning) rather than fail on it, and a resumed run drops it.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from pathlib import Path
 from typing import Any
 
+from vidcap.errors import RunError
 from vidcap.files import atomic_path, write_lines
 from vidcap.runs.layout import RunLayout
+
+log = logging.getLogger(__name__)
 
 
 class MetricsLog:
@@ -23,27 +31,55 @@ class MetricsLog:
         if not self.enabled:
             return
         fields.setdefault("time", round(time.time(), 3))
-        with self.file.open("a", encoding="utf-8") as out:
-            out.write(json.dumps(fields) + "\n")
+        try:
+            with self.file.open("a", encoding="utf-8") as out:
+                out.write(json.dumps(fields) + "\n")
+        except OSError as err:
+            raise RunError(f"{self.file}: cannot be written ({err.strerror or err})") from None
 
     def truncate_after(self, stage_index: int, step: int) -> None:
-        """Drop lines logged after (stage_index, step): a resumed run logs those steps again."""
+        """Drop lines logged after (stage_index, step), and lines cut short: a resumed run logs
+        those steps again."""
         if not self.enabled or not self.file.is_file():
             return
-        kept = [line for line in self.file.read_text().splitlines()
-                if line.strip() and _position(json.loads(line)) <= (stage_index, step)]
+        kept = [json.dumps(line) for line in _parsed(self.file)
+                if _position(line) <= (stage_index, step)]
         write_lines(self.file, kept)
+
+    def has_line(self, event: str, stage_index: int, step: int) -> bool:
+        """Whether an `event` line of (stage_index, step) was logged."""
+        return any(line.get("event") == event and _position(line) == (stage_index, step)
+                   for line in _parsed(self.file))
 
 
 def _position(line: dict[str, Any]) -> tuple[int, int]:
     return int(line.get("stage_index", -1)), int(line.get("step", -1))
 
 
-def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    file = RunLayout(Path(run_dir)).metrics
+def _parsed(file: Path) -> list[dict[str, Any]]:
+    """The JSON object lines of `file` ([] when it is absent); others are skipped, with a
+    warning."""
     if not file.is_file():
         return []
-    return [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
+    lines = []
+    for number, text in enumerate(file.read_text(encoding="utf-8", errors="replace")
+                                  .splitlines(), 1):
+        if not text.strip():
+            continue
+        try:
+            line = json.loads(text)
+        except ValueError:
+            line = None
+        if isinstance(line, dict):
+            lines.append(line)
+        else:
+            log.warning("%s:%d: not a JSON object line (cut short?), skipped", file, number)
+    return lines
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The lines of a run's metrics.jsonl ([] when there is none)."""
+    return _parsed(RunLayout(Path(run_dir)).metrics)
 
 
 def plot_curves(run_dir: str | Path, *, metric: str = "CIDEr") -> Path | None:

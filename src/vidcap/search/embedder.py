@@ -21,7 +21,7 @@ from vidcap.config import GenerateConfig
 from vidcap.errors import VideoError
 from vidcap.models.mffcl import MFFCL
 from vidcap.runs.layout import open_run
-from vidcap.runs.store import load_run, read_config
+from vidcap.runs.store import load_run, read_config, weights_files
 from vidcap.search.base import Fingerprint, Segment
 from vidcap.search.indexer import FileEmbedding
 from vidcap.video import load_clip
@@ -66,10 +66,7 @@ class ModelEmbedder:
         """Embed with `model`, which was loaded from `run` with `which` weights (and its text
         encoder); the fingerprint is that of those weights."""
         layout = open_run(run)
-        weights = [layout.weights]
-        if layout.weights_for(which) != layout.weights:
-            weights.append(layout.weights_for(which))
-        fingerprint = Fingerprint(model=weights_digest(weights),
+        fingerprint = Fingerprint(model=weights_digest(weights_files(layout, which)),
                                   dim=model.cfg.contrastive.embed_dim,
                                   run=str(layout.root.resolve()))
         return cls(model, fingerprint, read_config(layout).generate, caption=caption)

@@ -91,7 +91,9 @@ def setup_stage(model: MFFCL, cfg: Config, name: str, info: DistInfo,
     micro = micro_batch(cfg, name, info.world_size)
     trainable = trainable_components(cfg, name)
     model.train()
-    model.set_trainable(trainable)
+    if not model.set_trainable(trainable):
+        raise ConfigError(f"train.{name}.trainable: {', '.join(sorted(trainable))} of this model "
+                          f"have no parameters to train, but the stage has {stage.steps} steps")
     optimizer = build_optimizer(model, stage, cfg.train)
     dataset = ClipDataset(records, cfg.video, cache_dir=cfg.data.cache_dir, seed=cfg.train.seed)
     scheduler = build_scheduler(optimizer, stage, max(1, len(dataset) // stage.batch_size))

@@ -2,8 +2,11 @@
 
 One code path for 1 and N processes (torchrun): each process reads its shard of every epoch,
 DistributedDataParallel averages gradients, the contrastive loss gathers features from all ranks,
-rank 0 alone logs and writes. A checkpoint holds everything needed to continue exactly where the
-run stopped: weights, optimiser, schedule, scaler, RNG states, stage, step, epoch and data position.
+rank 0 alone logs and writes, holding the run's lock (`vidcap.runs.lock`) from start to end. A
+checkpoint holds everything needed to continue exactly where the run stopped: weights, optimiser,
+schedule, scaler, RNG states, stage, step, epoch and data position; one is written before every
+validation, so a failing validation loses no step. What can be checked before the first step is
+(`vidcap.training.checks`), and an epoch that yields no step stops the run instead of looping.
 Each stage is prepared by `vidcap.training.stage` and validated by `vidcap.training.validation`;
 this module runs the steps.
 """
@@ -23,18 +26,21 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from vidcap.config import Config
+from vidcap.config import Config, StageConfig
 from vidcap.data.clips import Batch, collate_samples, draw_captions
 from vidcap.data.manifest import VideoRecord, read_manifest
 from vidcap.data.shapes import attributes_beside
-from vidcap.distributed import (DistInfo, all_reduce_mean, barrier, gather_objects,
-                                setup_distributed, teardown_distributed)
+from vidcap.distributed import (DistInfo, all_reduce_mean, barrier, broadcast_object,
+                                gather_objects, on_main, setup_distributed, teardown_distributed)
 from vidcap.errors import ConfigError, DatasetError, RunError
 from vidcap.models.mffcl import MFFCL
+from vidcap.runs import folders
 from vidcap.runs.checkpoints import CheckpointManager
 from vidcap.runs.layout import RunLayout
+from vidcap.runs.lock import RunLock
 from vidcap.runs.records import MetricsLog, plot_curves
 from vidcap.runs.store import load_model, read_config, save_model
+from vidcap.training.checks import check_disk_space, check_java, check_stages
 from vidcap.training.precision import autocast
 from vidcap.training.stage import StageSetup, never_trained, setup_stage
 from vidcap.training.state import TrainState, rng_state
@@ -43,12 +49,18 @@ from vidcap.training.validation import Validator
 log = logging.getLogger(__name__)
 
 
-def train(cfg: Config, run_dir: str | Path, *, resume: bool = False) -> Path:
-    """Train all stages of `cfg` into `run_dir` (resuming from its latest checkpoint if asked)."""
+def train(cfg: Config, run_dir: str | Path, *, resume: bool = False,
+          take_over_lock: bool = False) -> Path:
+    """Train all stages of `cfg` into `run_dir` (resuming from its latest checkpoint if asked).
+    Rank 0 holds the run's lock throughout; `take_over_lock` takes it whatever holds it (a lock
+    of a dead process on this host is taken over anyway)."""
     info = setup_distributed(cfg.train.device)
+    lock = RunLock(run_dir, "train", take_over=take_over_lock)
     try:
+        on_main(lock.acquire)
         return Trainer(cfg, Path(run_dir), info, resume=resume).run()
     finally:
+        lock.release()
         teardown_distributed()
 
 
@@ -76,35 +88,45 @@ class Trainer:
         self.layout = RunLayout(run_dir)
         self.info = info
         self.checkpoints = CheckpointManager(self.layout, cfg.train.keep_last)
-        latest = self._latest_checkpoint(resume)
-        if latest is not None:
+        resuming = self._check_folder(resume)
+        if resuming:
             cfg = read_config(self.layout)
-            log.info("resuming from %s", latest)
         self.cfg = cfg
         self.train_records, val_records = self._records()
+        check_stages(cfg, self.train_records, info.world_size)
+        on_main(lambda: check_java(cfg, val_records))
         self.metrics = MetricsLog(run_dir, enabled=info.is_main_process)
         self.validator = Validator(cfg, val_records, info, attributes_beside(cfg.data.manifest),
                                    self.metrics, self.checkpoints)
-        self.model, self.state, self.trainer_state = self._model_and_state(latest)
+        self.model, self.state, self.trainer_state = self._model_and_state(resuming)
 
     # -- set-up ---------------------------------------------------------------------------------
 
-    def _latest_checkpoint(self, resume: bool) -> Path | None:
+    def _check_folder(self, resume: bool) -> bool:
+        """Refuse to train over a run without --resume; repair what a killed writer left.
+        Whether there are checkpoints to resume from."""
         root = self.layout.root
         if resume and self.layout.is_finished():
             raise RunError(f"{root}: this run has already finished")
-        if not resume and self.checkpoints.list():
+        if not resume and self.layout.holds_training():
             raise RunError(f"{root}: holds a run already; pass --resume to continue it or "
                            "choose another --out")
-        return self.checkpoints.latest() if resume else None
+        on_main(lambda: folders.repair_run(self.layout))
+        found = bool(self.checkpoints.list())
+        if resume and not found:
+            log.info("%s: no checkpoint to resume from; training from the start", root)
+        return resume and found
 
     def _records(self) -> tuple[list[VideoRecord], list[VideoRecord]]:
-        """The training and validation records of the manifest (its path made absolute)."""
+        """The training and validation records of the manifest (its path and the cache folder
+        made absolute: a resumed run or another command may start elsewhere)."""
         data = self.cfg.data
         if not data.manifest:
             raise ConfigError("data.manifest: no manifest given (set data.manifest=PATH)")
         manifest = Path(data.manifest).resolve()
         data.manifest = str(manifest)
+        if data.cache_dir:
+            data.cache_dir = str(Path(data.cache_dir).resolve())
         records = read_manifest(manifest)
         train = [r for r in records if r.split == data.train_split]
         val = [r for r in records if r.split == data.val_split]
@@ -114,23 +136,42 @@ class Trainer:
             raise DatasetError(f"{manifest}: no videos in split {data.train_split!r}")
         return train, val
 
-    def _model_and_state(self, latest: Path | None) -> tuple[MFFCL, TrainState, dict | None]:
+    def _write_initial_model(self) -> None:
         cfg = self.cfg
-        if latest is None and self.info.is_main_process:
-            torch.manual_seed(cfg.train.seed)
-            captions = [c for r in self.train_records for c in r.captions]
-            save_model(MFFCL.build(cfg.model, cfg.video, captions=captions), self.layout, cfg)
+        torch.manual_seed(cfg.train.seed)
+        captions = [c for r in self.train_records for c in r.captions]
+        save_model(MFFCL.build(cfg.model, cfg.video, captions=captions), self.layout, cfg)
+
+    def _model_and_state(self, resuming: bool) -> tuple[MFFCL, TrainState, dict | None]:
+        if not resuming:
+            on_main(self._write_initial_model)
         barrier()
         # every rank (and a resumed run) starts from the same saved files
         model = load_model(self.layout, device="cpu")
+        on_main(lambda: check_disk_space(self.layout, model, self.cfg))
         trainer_state = None
         state = TrainState()
-        if latest is not None:
-            trainer_state = CheckpointManager.load(latest, model)
+        if resuming:
+            found = self.checkpoints.load_latest(model)
+            if found is None:
+                raise RunError(f"{self.layout.checkpoints}: no checkpoint to resume from")
+            latest, trainer_state = found
+            log.info("resuming from %s", latest)
             state = TrainState(**trainer_state["state"])
+            self._restore_best(state)
             self.metrics.truncate_after(state.stage_index, state.step)
-        torch.manual_seed(cfg.train.seed + self.info.rank)
+        torch.manual_seed(self.cfg.train.seed + self.info.rank)
         return model.to(self.info.device), state, trainer_state
+
+    def _restore_best(self, state: TrainState) -> None:
+        """The best score validated at or before the checkpoint's step (a validation runs just
+        after its step's checkpoint, so the checkpoint itself does not hold it)."""
+        info = self.checkpoints.best_info()
+        if not info or "step" not in info or "score" not in info:
+            return
+        position = (int(info.get("stage_index", state.stage_index)), int(info["step"]))
+        if position <= (state.stage_index, state.step):
+            state.best_score, state.best_step = float(info["score"]), int(info["step"])
 
     # -- the run --------------------------------------------------------------------------------
 
@@ -141,18 +182,23 @@ class Trainer:
             self.state = replace(self.state, stage_index=self.state.stage_index + 1, step=0,
                                  epoch=0, position=0)
             self.trainer_state = None
-        if self.info.is_main_process:
-            save_model(self.model, self.layout, self.cfg)
-            self.checkpoints.save_final_state({"state": asdict(self.state)})
-            plot_curves(self.layout.root, metric=self.cfg.train.eval_metric)
-            if self.state.skipped:
-                log.warning("%d unreadable videos were skipped in training: %s",
-                            len(self.state.skipped), ", ".join(list(self.state.skipped)[:5]))
-        barrier()
+        on_main(self._finish)
         return self.layout.root
+
+    def _finish(self) -> None:
+        """The final save (rank 0): the model folder swapped in whole, the curves, then the final
+        trainer state, which marks the run finished; a kill before it is resumed from the last
+        checkpoint and saves again."""
+        save_model(self.model, self.layout, self.cfg)
+        plot_curves(self.layout.root, metric=self.cfg.train.eval_metric)
+        self.checkpoints.save_final_state({"state": asdict(self.state)})
+        if self.state.skipped:
+            log.warning("%d unreadable videos were skipped in training: %s",
+                        len(self.state.skipped), ", ".join(list(self.state.skipped)[:5]))
 
     def _run_stage(self, name: str) -> None:
         stage = getattr(self.cfg.train, name)
+        self._validate_if_missed(name, stage)
         if self.state.step >= stage.steps:
             return
         setup = setup_stage(self.model, self.cfg, name, self.info, self.train_records,
@@ -161,10 +207,35 @@ class Trainer:
                    disable=None if self.info.is_main_process else True, dynamic_ncols=True)
         window = LossWindow()
         while self.state.step < stage.steps:
+            whole_epoch, steps_before = self.state.position == 0, self.state.step
             exhausted, skipped = self._run_epoch(setup, bar, window)
             if exhausted:  # this epoch's data ran out: report what was unreadable, go on
-                self._end_epoch(name, skipped)
+                unreadable = self._end_epoch(name, skipped)
+                if whole_epoch and self.state.step == steps_before:
+                    raise DatasetError(self._no_step_message(name, len(setup.dataset),
+                                                             unreadable))
         bar.close()
+
+    def _no_step_message(self, name: str, clips: int, unreadable: dict[str, str]) -> str:
+        what = f"{self.cfg.data.manifest}: a whole epoch of stage {name} gave no training step"
+        if unreadable and len(unreadable) >= clips:
+            return (f"{what}: all {clips} training clips are unreadable (e.g. "
+                    f"{next(iter(unreadable.values()))})")
+        return (f"{what}: {len(unreadable)} of its {clips} training clips are unreadable, and "
+                f"the others are fewer than one batch of "
+                f"{getattr(self.cfg.train, name).batch_size}")
+
+    def _validate_if_missed(self, name: str, stage: StageConfig) -> None:
+        """A resumed run whose checkpoint was written just before a validation that never
+        finished (the process was killed) validates first."""
+        state = self.state
+        if state.step == 0 or not self.validator.is_due(name, stage, state.step):
+            return
+        missed = broadcast_object(self.info.is_main_process and not self.metrics.has_line(
+            "eval", state.stage_index, state.step))
+        if missed:
+            log.info("validating step %d, which the interrupted run did not finish", state.step)
+            self.validator.validate(self.model, state, name)
 
     def _epoch_batches(self, setup: StageSetup) -> Iterator[Batch]:
         state, seed = self.state, self.cfg.train.seed
@@ -200,11 +271,12 @@ class Trainer:
             if state.step % cfg.train.log_every == 0 or state.step == setup.stage.steps:
                 self._log(setup.name, window, lr, bar)
                 window = LossWindow()
-            if self.validator.is_due(setup.name, setup.stage, state.step):
+            validate = self.validator.is_due(setup.name, setup.stage, state.step)
+            if validate or state.step == setup.stage.steps or (
+                    cfg.train.checkpoint_every and state.step % cfg.train.checkpoint_every == 0):
+                self._checkpoint(setup)  # before validating: a failing validation loses no step
+            if validate:
                 self.validator.validate(self.model, state, setup.name)
-            if (cfg.train.checkpoint_every and state.step % cfg.train.checkpoint_every == 0) \
-                    or state.step == setup.stage.steps:
-                self._checkpoint(setup)
         return False, skipped
 
     def _accumulate(self, setup: StageSetup, group: list[Batch], skipped: dict[str, str]
@@ -273,7 +345,8 @@ class Trainer:
         dist.all_reduce(flag, op=dist.ReduceOp.MIN)
         return bool(flag.item())
 
-    def _end_epoch(self, stage: str, skipped: dict[str, str]) -> None:
+    def _end_epoch(self, stage: str, skipped: dict[str, str]) -> dict[str, str]:
+        """Report the epoch's unreadable videos (all processes'), which it returns; next epoch."""
         state = self.state
         merged: dict[str, str] = {}
         for part in gather_objects(skipped):
@@ -287,15 +360,14 @@ class Trainer:
                                videos=sorted(merged))
         state.epoch += 1
         state.position = 0
+        return merged
 
     def _checkpoint(self, setup: StageSetup) -> None:
         rng = gather_objects(rng_state())
-        if self.info.is_main_process:
-            trainer_state: dict[str, Any] = {
-                "state": asdict(self.state), "optimizer": setup.optimizer.state_dict(),
-                "scheduler": setup.scheduler.state_dict(), "scaler": setup.scaler.state_dict(),
-                "rng": rng}
-            self.checkpoints.save(self.model, trainer_state, stage_index=self.state.stage_index,
-                                  stage=setup.name, step=self.state.step,
-                                  exclude=never_trained(self.cfg))
-        barrier()
+        trainer_state: dict[str, Any] = {
+            "state": asdict(self.state), "optimizer": setup.optimizer.state_dict(),
+            "scheduler": setup.scheduler.state_dict(), "scaler": setup.scaler.state_dict(),
+            "rng": rng}
+        on_main(lambda: self.checkpoints.save(
+            self.model, trainer_state, stage_index=self.state.stage_index, stage=setup.name,
+            step=self.state.step, exclude=never_trained(self.cfg)))

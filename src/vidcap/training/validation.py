@@ -13,7 +13,7 @@ import torch
 from vidcap.captioning.batch import caption_records
 from vidcap.config import Config, StageConfig
 from vidcap.data.manifest import VideoRecord
-from vidcap.distributed import DistInfo, gather_objects
+from vidcap.distributed import DistInfo, gather_objects, on_main
 from vidcap.errors import ConfigError
 from vidcap.evaluation.score import score_predictions
 from vidcap.models.mffcl import MFFCL
@@ -53,13 +53,17 @@ class Validator:
                                              world_size=info.world_size, device=info.device,
                                              progress=False)
         scores = None
-        if info.is_main_process and predictions:
-            scores = score_predictions(predictions, self.records,
-                                       attributes_file=self.attributes,
-                                       scorers=cfg.train.eval_scorers)
-            self._record(model, state, name, scores)
+        if predictions:  # rank 0 scores and writes; a failure there stops every process
+            scores = on_main(lambda: self._score(model, state, name, predictions))
         best = gather_objects((state.best_score, state.best_step))[0]
         state.best_score, state.best_step = best
+        return scores
+
+    def _score(self, model: MFFCL, state: TrainState, name: str,
+               predictions: dict[str, str]) -> dict[str, Any]:
+        scores = score_predictions(predictions, self.records, attributes_file=self.attributes,
+                                   scorers=self.cfg.train.eval_scorers)
+        self._record(model, state, name, scores)
         return scores
 
     def _record(self, model: MFFCL, state: TrainState, name: str,
@@ -75,5 +79,6 @@ class Validator:
         if state.best_score is None or scores[metric] > state.best_score:
             state.best_score, state.best_step = float(scores[metric]), state.step
             self.checkpoints.save_best(model, {"step": state.step, "stage": name,
+                                               "stage_index": state.stage_index,
                                                "metric": metric, "score": scores[metric]},
                                        exclude=never_trained(self.cfg))
