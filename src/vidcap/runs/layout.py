@@ -7,7 +7,10 @@
     RUN/best/model.safetensors + best/info.json      best validation weights
     RUN/trainer_state.pt         the final trainer state: its presence means training finished
     RUN/metrics.jsonl            one line per logged step, evaluation or event; RUN/curves.png
+    RUN/clips.json               the typical length of the training clips (segment captioning)
     RUN/predictions-<split>.json, RUN/scores-<split>.json   each evaluation's output
+    RUN/predictions-<split>.jsonl  an evaluation's captions, one line each as it goes (resumable)
+    (`long` stands for a split in these names for the long-video evaluation)
 
 No other module spells these names: everyone asks a `RunLayout`.
 """
@@ -85,6 +88,15 @@ class RunLayout:
 
     def scores(self, split: str) -> Path:
         return self.root / f"scores-{split}.json"
+
+    def predictions_log(self, split: str) -> Path:
+        """An evaluation's captions, appended one JSON line per video as they are made."""
+        return self.root / f"predictions-{split}.jsonl"
+
+    @property
+    def clip_stats(self) -> Path:
+        """The typical duration of the training clips (`vidcap.runs.store.record_clip_length`)."""
+        return self.root / "clips.json"
 
     def is_run(self) -> bool:
         """Whether the folder holds a run (its config is there)."""

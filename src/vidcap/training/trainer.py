@@ -34,7 +34,7 @@ from vidcap.models.mffcl import MFFCL
 from vidcap.runs.checkpoints import CheckpointManager
 from vidcap.runs.layout import RunLayout
 from vidcap.runs.records import MetricsLog, plot_curves
-from vidcap.runs.store import load_model, read_config, save_model
+from vidcap.runs.store import load_model, read_config, record_clip_length, save_model
 from vidcap.training.precision import autocast
 from vidcap.training.stage import StageSetup, never_trained, setup_stage
 from vidcap.training.state import TrainState, rng_state
@@ -82,6 +82,8 @@ class Trainer:
             log.info("resuming from %s", latest)
         self.cfg = cfg
         self.train_records, val_records = self._records()
+        if info.is_main_process and not self.layout.clip_stats.is_file():
+            record_clip_length(self.layout, self.train_records)  # for segment captioning
         self.metrics = MetricsLog(run_dir, enabled=info.is_main_process)
         self.validator = Validator(cfg, val_records, info, attributes_beside(cfg.data.manifest),
                                    self.metrics, self.checkpoints)
