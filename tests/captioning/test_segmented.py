@@ -86,6 +86,17 @@ def test_a_short_clip_is_one_segment_read_whole(tmp_path: Path):
         SegmentRequest("shots", window=2.0)
 
 
+@pytest.mark.parametrize("request_", [SegmentRequest("auto", clip_length=2.0),
+                                      SegmentRequest("shots"), SegmentRequest("none"),
+                                      SegmentRequest("fixed", window=5.0)])
+def test_a_short_clip_without_cuts_gives_one_cue_spanning_it(tmp_path: Path, request_):
+    prepare_shapes(tmp_path, ShapesSpec(size=32, seed=9), splits=(0, 0, 1))
+    path = next((tmp_path / "videos").iterdir())
+    [result] = caption_files(ColourModel(), [path], VIDEO, GenerateConfig(), request=request_)
+    assert result.ok and not result.segmented
+    assert [(c.start, c.end, c.text) for c in result.cues] == [(0.0, 2.0, result.caption)]
+
+
 def test_cue_times_are_the_true_cuts_of_long_shapes_videos(long_set: Path):
     videos = truth(long_set)
     paths = [long_set / v["path"] for v in videos]

@@ -169,7 +169,8 @@ class Summary:
     seconds: float = 0.0
 
     def line(self) -> str:
-        return (f"{self.done} captioned, {self.skipped} skipped as already done, "
+        """The summary as one line of text."""
+        return (f"{self.done} videos done, {self.skipped} skipped as already done, "
                 f"{self.failed} failed, {self.seconds:.1f} s")
 
 
@@ -193,6 +194,7 @@ class CaptionJob:
         self.summary = Summary()
 
     def run(self, inputs: Iterable[str]) -> Iterator[CaptionResult]:
+        """Caption the `inputs` not done yet; yield this process's results in input order."""
         clock = time.perf_counter()
         done = skipped = failed = 0
         with self._session() as (finished, appender):

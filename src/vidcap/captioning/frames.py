@@ -16,15 +16,16 @@ that decodes, clipped where it broke, and an error that names the file and the t
 
 Where the one-pass reader plugs in: `open_frames` below is the only code that decodes for the
 pass. Today it is PySceneDetect's PyAV reader (the pass `detect_shots` makes); when
-`vidcap.video.iter_frames(path)` lands it replaces that reader there (same yield: index, time in
-seconds from the first frame, RGB frame), and its truncation report replaces `FramePass.stopped`
-/ the frame count check in `_finish`.
+`vidcap.video.iter_frames(path)` lands it replaces that reader there (the same yield: index, time
+in seconds from the first frame, frame; RGB, so `bgr=False`), and its truncation report replaces
+the frame count check of `_Collector._decoded_end`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -101,14 +102,17 @@ class FramePass:
     duration: float
     """Seconds the container declares (a truncated file declares what it should hold)."""
     frames: Iterator[tuple[int, float, np.ndarray]]
-    """(index, seconds from the first frame, uint8 (H, W, 3) RGB), in presentation order."""
+    """(index, seconds from the first frame, uint8 (H, W, 3) frame), in presentation order."""
+    bgr: bool = False
+    """The frames are in OpenCV's BGR order (PySceneDetect's reader): the shot detector takes
+    them as they are, and only the sampled frames are turned to RGB."""
 
 
 @contextmanager
 def open_frames(path: Path) -> Iterator[FramePass]:
     """Every frame of `path`, once, in order (PySceneDetect's PyAV reader, as `detect_shots`
     reads; a VideoError when it cannot be opened). The reader stops quietly where a file stops
-    decoding; `_finish` finds out from the frame count."""
+    decoding; `_Collector._decoded_end` finds out from the frame count."""
     from scenedetect.backends.pyav import VideoStreamAv
     from scenedetect.video_stream import VideoOpenFailure
 
@@ -124,10 +128,11 @@ def open_frames(path: Path) -> Iterator[FramePass]:
         def frames() -> Iterator[tuple[int, float, np.ndarray]]:
             index = 0
             while (frame := stream.read()) is not False:
-                yield index, stream.position.seconds, frame[..., ::-1]  # BGR -> RGB, exact
+                yield index, stream.position.seconds, frame
                 index += 1
 
-        yield FramePass(float(stream.frame_rate), float(stream.duration.seconds), frames())
+        yield FramePass(float(stream.frame_rate), float(stream.duration.seconds), frames(),
+                        bgr=True)
     finally:
         quiet.setLevel(level)
 
@@ -182,7 +187,8 @@ class _Collector:
     info: VideoInfo | None
     source: FramePass
     times: list[float] = field(default_factory=list)
-    buffer: dict[int, np.ndarray] = field(default_factory=dict)
+    buffer: OrderedDict[int, np.ndarray] = field(default_factory=OrderedDict)
+    """Decoded frames by index, oldest first, from the earliest frame an open segment needs."""
     pending: list[Segment] = field(default_factory=list)
     done: list[Segment] = field(default_factory=list)
     overflow: list[Segment] = field(default_factory=list)
@@ -207,7 +213,7 @@ class _Collector:
                 self.buffer[index] = frame
                 self.buffered_bytes += frame.nbytes
         if self.detector is not None:
-            for cut in self.detector.feed(index, time, frame):
+            for cut in self.detector.feed(index, time, frame, bgr=self.source.bgr):
                 self._close_shot(round(cut * self.fps) / self.fps)
         yield from self._emit(time)
 
@@ -240,16 +246,18 @@ class _Collector:
                 self.done.append(segment)
                 yield clip
         keep_from = self._keep_from()
-        for index in [i for i in self.buffer if self.times[i] < keep_from - _EPS]:
-            self.buffered_bytes -= self.buffer.pop(index).nbytes
+        while self.buffer and self.times[next(iter(self.buffer))] < keep_from - _EPS:
+            self.buffered_bytes -= self.buffer.popitem(last=False)[1].nbytes
 
     def _take(self, segment: Segment) -> SegmentClip | None:
         first, last = window_frame_range(self.times, self.duration, segment.start, segment.end)
         indices = [first + i for i in sample_frame_indices(last - first + 1, self.num_frames)]
         if any(i not in self.buffer for i in indices):
             return None
-        frames = np.stack([self.buffer[i] for i in indices])
-        return SegmentClip(segment, crop_frames(frames, self.image_size))
+        frames = crop_frames(np.stack([self.buffer[i] for i in indices]), self.image_size)
+        if self.source.bgr:  # resizing treats channels alike: swap them on the small crops
+            frames = np.ascontiguousarray(frames[..., ::-1])
+        return SegmentClip(segment, frames)
 
     def finish(self, broken: VideoError | None) -> Iterator[SegmentClip | SegmentsRead]:
         """After the last frame: close the last shot, clip at a break, hand out the rest."""

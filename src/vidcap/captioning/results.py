@@ -108,6 +108,7 @@ class Appender:
         self.handle = handle
 
     def write(self, record: dict[str, Any]) -> None:
+        """Append `record` as one line (ASCII JSON: any path survives the round trip)."""
         data = memoryview((json.dumps(record) + "\n").encode("ascii"))
         while data:  # an unbuffered write may take part of the bytes
             written = self.handle.write(data)

@@ -75,6 +75,7 @@ def cue_objects(cues: Sequence[Cue]) -> list[dict]:
 
 
 def json_text(cues: Sequence[Cue]) -> str:
+    """`cue_objects` as a JSON document."""
     return json.dumps(cue_objects(cues), indent=2, ensure_ascii=False) + "\n"
 
 

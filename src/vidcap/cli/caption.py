@@ -8,9 +8,13 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vidcap.cli.common import Subparsers, add_decode_options, add_run, decode_overrides
 from vidcap.errors import VidcapError
+
+if TYPE_CHECKING:  # building the parser imports nothing heavy
+    from vidcap.captioning.frames import SegmentRequest
 
 FORMATS = ("text", "json", "jsonl", "vtt", "srt")
 OUTPUTS = """\
@@ -36,8 +40,9 @@ what is written, and where (--format FORMAT, --out PATH):
 segments (--segments MODE): auto (default) captions a video longer than twice the run's
 training clips shot by shot, long shots split into parts of about a clip, and shorter videos
 whole; shots: one caption per shot; fixed: windows of --window s every --stride s; none: the
-whole video. Under torchrun (torchrun --nproc_per_node N -m vidcap caption ...) the inputs
-are shared out among the processes; write --out FILE.jsonl or subtitle files.
+whole video. Under torchrun (torchrun --nproc_per_node N [--nnodes M ...] -m vidcap caption
+...) the inputs are shared out among the processes; write --out FILE.jsonl or subtitle files
+(with several nodes, on a folder they all see, as the inputs).
 
 exit status: 0 when every video was captioned, 1 when some could not be (or only in part:
 each gets an error line naming the file), 2 on bad usage or input."""
@@ -173,7 +178,7 @@ def _inputs(args: argparse.Namespace):
     return (str(p) for p in iter_inputs(chain(args.inputs, listed), recursive=args.recursive))
 
 
-def segment_request(args: argparse.Namespace):
+def segment_request(args: argparse.Namespace) -> SegmentRequest:
     """The `SegmentRequest` of --segments/--window/--stride, with the run's clip length where
     the mode needs it."""
     from vidcap.captioning.frames import SegmentRequest
@@ -207,20 +212,22 @@ class _Printer:
         if result.error:
             where = "" if result.key in result.error else f"{result.key}: "
             print(f"vidcap: error: {where}{result.error}", file=sys.stderr, flush=True)
-        if result.caption is None or self.output.kind == "log":
-            return
         fmt = self.output.fmt
-        if self.writer is not None:
+        if self.output.kind == "log":
+            return
+        if fmt == "json" and self.writer is None:
+            self.listing.append(result_record(result))
+        elif fmt == "jsonl":
+            print(json.dumps(result_record(result)), flush=True)
+        elif result.caption is None:
+            return
+        elif self.writer is not None:
             try:
                 target = self.writer.write(Path(result.key), result.cues or [])
                 print(f"{target}\t{result.caption}", flush=True)
             except OutputError as err:
                 self.failed += 1
                 print(f"vidcap: error: {err}", file=sys.stderr, flush=True)
-        elif fmt == "json":
-            self.listing.append(result_record(result))
-        elif fmt == "jsonl":
-            print(json.dumps(result_record(result)), flush=True)
         elif fmt in ("vtt", "srt"):
             print(render(result.cues or [], fmt), end="", flush=True)
         elif result.segmented or result.error:

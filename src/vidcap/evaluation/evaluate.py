@@ -24,6 +24,7 @@ from vidcap.captioning.engine import default_workers
 from vidcap.captioning.frames import SegmentRequest
 from vidcap.captioning.results import ResultsLog, read_results
 from vidcap.captioning.segments import Cue
+from vidcap.captioning.subtitles import cue_objects
 from vidcap.config import Config, GenerateConfig
 from vidcap.data.manifest import read_manifest
 from vidcap.data.shapes import attributes_beside
@@ -107,11 +108,22 @@ def evaluate_run(run_dir: str | Path, *, split: str = "test", manifest: str | Pa
         scores = score_predictions(predictions, records,
                                    attributes_file=attributes_beside(manifest))
         scores.update(videos=len(predictions), failed=len(failed), decode=asdict(setup.gen))
-        write_json(setup.layout.predictions(split), predictions)
-        write_json(setup.layout.scores(split), scores)
+        _write_outputs({setup.layout.predictions(split): predictions,
+                        setup.layout.scores(split): scores}, log_file)
         return scores
     finally:
         teardown_distributed()
+
+
+def _write_outputs(files: dict[Path, Any], log_file: ResultsLog) -> None:
+    """Write the final JSON files; when one cannot be written, say that the captions are kept."""
+    for path, data in files.items():
+        try:
+            write_json(path, data)
+        except OSError as err:
+            raise RunError(f"{path}: cannot be written ({err.strerror or err}); the captions are "
+                           f"kept in {log_file.path}: rerun the same command to score them "
+                           "without captioning again") from None
 
 
 def _read_log(log_file: ResultsLog, wanted) -> tuple[dict[str, str], dict[str, str]]:
@@ -159,10 +171,9 @@ def evaluate_long(run_dir: str | Path, long_dir: str | Path, *,
                   "attributes": segment_attribute_accuracy(cues, truth),
                   "videos": len(cues), "failed": len(failed),
                   "segments": _request_json(request), "decode": asdict(setup.gen)}
-        write_json(setup.layout.predictions(LONG), {
-            k: [{"start": c.start, "end": c.end, "caption": c.text} for c in v]
-            for k, v in cues.items()})
-        write_json(setup.layout.scores(LONG), scores)
+        _write_outputs({setup.layout.predictions(LONG): {k: cue_objects(v)
+                                                        for k, v in cues.items()},
+                        setup.layout.scores(LONG): scores}, log_file)
         return scores
     finally:
         teardown_distributed()
