@@ -17,6 +17,8 @@ import pytest
 import webvtt
 
 from vidcap.cli import main
+from vidcap.cli.caption import Output, plan_output
+from vidcap.errors import VidcapError
 from vidcap.data.manifest import read_manifest
 from vidcap.data.shapes_long import LongShapesSpec, prepare_long_shapes
 
@@ -32,6 +34,23 @@ def vidcap(*args: str, **kwargs) -> subprocess.Popen:
 def results(path: Path) -> list[tuple[str, str | None, str | None]]:
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     return [(r["path"], r["caption"], r["error"]) for r in lines]
+
+
+def test_format_and_out_choose_stdout_a_results_log_or_subtitle_files(tmp_path: Path):
+    one, many = ["a.mp4"], [str(tmp_path)]
+    assert plan_output(None, None, one, None) == Output("text", "stdout")
+    assert plan_output(None, "-", many, None) == Output("text", "stdout")
+    assert plan_output(None, "r.jsonl", many, None) == Output("jsonl", "log", Path("r.jsonl"))
+    assert plan_output("jsonl", None, many, None) == Output("jsonl", "stdout")
+    assert plan_output("vtt", None, many, None) == Output("vtt", "files")  # beside each video
+    assert plan_output("srt", "subs", many, None) == Output("srt", "files", Path("subs"))
+    assert plan_output(None, "a.vtt", one, None) == Output("vtt", "file", Path("a.vtt"))
+    assert plan_output("vtt", "-", one, None) == Output("vtt", "stdout")
+    for fmt, out, inputs, listed in (("vtt", "-", many, None), ("srt", "-", one, "list.txt"),
+                                     ("text", "all.txt", many, None),
+                                     ("vtt", "x.jsonl.vtt", many, None)):
+        with pytest.raises(VidcapError):
+            plan_output(fmt, out, inputs, listed)
 
 
 @pytest.fixture

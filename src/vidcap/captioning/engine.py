@@ -3,10 +3,11 @@
 A *source* says how to read work item `i` (a file, a manifest record, a long video): it yields
 the item's clips, each the frames the model sees of the video or of one of its segments.
 `caption_items` runs a source through a torch `DataLoader` whose `workers` processes read the
-upcoming items while the main process generates captions; workers take the items in chunks, in
-turn, and pack their clips into batches of `gen.batch_size` (a long video's segments fill
-batches of their own), so the model always gets full batches. Results come back one per item in
-item order, whatever order the workers finish in. `workers=0` reads in the main process: read,
+upcoming items while the main process generates captions; the workers take the items in turn
+(worker w of W: items w, w + W, ...) and pack their clips, a video's segments included, into
+batches of `gen.batch_size`, so the model gets full batches. Results come back one per item in
+item order, whatever order the workers finish in (a result waits until those before it are
+done). `workers=0` reads in the main process: read,
 then generate, in turn.
 
 An item that cannot be read gets an error result and the others go on; an item that breaks
@@ -98,26 +99,26 @@ class _Piece:
 
 
 class _Pieces(IterableDataset):
-    """Items [start, stop) of a source, in chunks: worker w of W reads chunks w, w + W, ..."""
+    """Items [start, stop) of a source: worker w of W reads items w, w + W, ... and hands over
+    its clips in batches (the items that ended go with the batch holding their last clip)."""
 
-    def __init__(self, source: Source, start: int, stop: int, batch_size: int, chunk: int):
-        self.source, self.start, self.stop = source, start, stop
-        self.batch_size, self.chunk = batch_size, chunk
+    def __init__(self, source: Source, start: int, stop: int, batch_size: int) -> None:
+        self.source, self.start, self.stop, self.batch_size = source, start, stop, batch_size
 
     def __iter__(self) -> Iterator[_Piece]:
         worker = get_worker_info()
         w, workers = (worker.id, worker.num_workers) if worker else (0, 1)
-        for first in range(self.start + w * self.chunk, self.stop, workers * self.chunk):
-            clips: list[tuple[int, ItemClip]] = []
-            ended: list[tuple[int, str, ItemEnd, float]] = []
-            for item in range(first, min(first + self.chunk, self.stop)):
-                for piece in self._read(item, clips, ended):
-                    yield piece
-            if clips or ended:
+        clips: list[tuple[int, ItemClip]] = []
+        ended: list[tuple[int, str, ItemEnd, float]] = []
+        for item in range(self.start + w, self.stop, workers):
+            yield from self._read(item, clips, ended)
+            if len(clips) >= self.batch_size:
                 yield _pack(clips, ended)
+        if clips or ended:
+            yield _pack(clips, ended)
 
     def _read(self, item: int, clips: list, ended: list) -> Iterator[_Piece]:
-        """Read one item into `clips` / `ended`, yielding a piece whenever a batch fills."""
+        """Read one item into `clips` / `ended`, handing over a batch whenever one fills."""
         clock = time.perf_counter()
         key, end, segments = self.source.key(item), None, []
         try:
@@ -127,9 +128,10 @@ class _Pieces(IterableDataset):
                     continue
                 clips.append((item, event))
                 segments.append(event.segment)
-                if len(clips) == self.batch_size:
-                    yield _pack(clips, [])
-                    clips.clear()
+                if len(clips) > self.batch_size:  # a long video: hand over a full batch
+                    full = clips[:-1]
+                    del clips[:-1]
+                    yield _pack(full, ended)
         except VideoError as err:
             cut = [s for s in segments if s is not None]
             end = ItemEnd(cut or None, error=str(err))
@@ -137,8 +139,12 @@ class _Pieces(IterableDataset):
 
 
 def _pack(clips: list[tuple[int, ItemClip]], ended: list) -> _Piece:
+    """A piece of the clips and the ended items so far; both lists are emptied."""
     pixels = torch.stack([c.pixels for _, c in clips]) if clips else None
-    return _Piece(pixels, [(item, c.segment) for item, c in clips], list(ended))
+    piece = _Piece(pixels, [(item, c.segment) for item, c in clips], list(ended))
+    clips.clear()
+    ended.clear()
+    return piece
 
 
 def _as_is(piece: _Piece) -> _Piece:
@@ -152,15 +158,14 @@ class _Item:
 
 
 def caption_items(model: torch.nn.Module, source: Source, gen: GenerateConfig, *,
-                  start: int = 0, stop: int | None = None, workers: int = 0, chunk: int | None = None,
+                  start: int = 0, stop: int | None = None, workers: int = 0,
                   device: str | torch.device = "cpu") -> Iterator[CaptionResult]:
     """Caption items [start, stop) of `source`, yielding one result per item, in item order.
 
-    `workers` processes read ahead while the model generates (0: read in this process);
-    `chunk` items go to a worker at a time (default `gen.batch_size`).
+    `workers` processes read ahead while the model generates (0: read in this process).
     """
     stop = len(source) if stop is None else stop
-    pieces = _Pieces(source, start, stop, gen.batch_size, chunk or gen.batch_size)
+    pieces = _Pieces(source, start, stop, gen.batch_size)
     loader = DataLoader(pieces, batch_size=None, num_workers=workers, collate_fn=_as_is,
                         multiprocessing_context="fork" if workers else None)
     items: dict[int, _Item] = {}

@@ -125,6 +125,9 @@ def plan_output(fmt: str | None, out: str | None, inputs: list[str], from_list: 
         return Output(fmt, "files")
     if single and guessed == fmt and not Path(out).is_dir():
         return Output(fmt, "file", Path(out))
+    if suffix in _EXTENSIONS and not Path(out).is_dir():
+        raise VidcapError(f"--out {out}: names a file, and {fmt} output of these inputs is a "
+                          "file per video, in a folder (one file of results: --out FILE.jsonl)")
     if Path(out).exists() and not Path(out).is_dir():
         raise VidcapError(f"--out {out}: exists and is not a folder (several videos write a "
                           "file each into a folder)")
