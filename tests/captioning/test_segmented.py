@@ -1,5 +1,5 @@
-"""Segment captioning: `sample_segments` reads what `plan_segments` + `read_sampled` would, cue times
-land on the true cuts of long Shapes videos, broken files keep the part that decodes, and the
+"""Segment captioning: `sample_segments` reads what `plan_segments` + `read_sampled` would, cue
+times land on the true cuts of long Shapes videos, broken files keep the part that decodes, and the
 pipeline returns results in input order whatever its workers do. A stub model that names the
 colour it sees stands in for a trained one (the machinery is under test, not the model)."""
 

@@ -17,6 +17,7 @@ part-way keeps the clips it gave and its error.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -212,8 +213,6 @@ def _finish(key: str, end: ItemEnd, item: _Item, read_seconds: float) -> Caption
 def default_workers(processes_per_node: int = 1) -> int:
     """Decoding workers for this machine: the cores this process may use, shared among the
     processes of the node, less one for the model; at least 1, at most 8."""
-    import os
-
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, min(8, (cores or 1) // max(1, processes_per_node) - 1))
 

@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from vidcap.captioning.segments import (Segment, ShotDetector, ShotParams, needs_shots,
-                                        plan_segments, split_long)
+                                        open_scene_stream, plan_segments, split_long,
+                                        stream_frames)
 from vidcap.errors import ConfigError, VideoError
 from vidcap.video import (VideoInfo, crop_frames, probe_video, read_sampled, sample_frame_indices,
                           window_frame_range)
@@ -113,26 +114,13 @@ def open_frames(path: Path) -> Iterator[FramePass]:
     """Every frame of `path`, once, in order (PySceneDetect's PyAV reader, as `detect_shots`
     reads; a VideoError when it cannot be opened). The reader stops quietly where a file stops
     decoding; `_Collector._decoded_end` finds out from the frame count."""
-    from scenedetect.backends.pyav import VideoStreamAv
-    from scenedetect.video_stream import VideoOpenFailure
-
     quiet = logging.getLogger("pyscenedetect")
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)  # its decode warnings: the error we report says it once
     try:
-        try:
-            stream = VideoStreamAv(str(path), suppress_output=True)
-        except (VideoOpenFailure, OSError, ValueError) as err:
-            raise VideoError(path, f"cannot be opened ({err})") from None
-
-        def frames() -> Iterator[tuple[int, float, np.ndarray]]:
-            index = 0
-            while (frame := stream.read()) is not False:
-                yield index, stream.position.seconds, frame
-                index += 1
-
-        yield FramePass(float(stream.frame_rate), float(stream.duration.seconds), frames(),
-                        bgr=True)
+        stream = open_scene_stream(path)
+        yield FramePass(float(stream.frame_rate), float(stream.duration.seconds),
+                        stream_frames(stream), bgr=True)
     finally:
         quiet.setLevel(level)
 

@@ -76,7 +76,7 @@ def _run_job(setup: _Setup, which: str, log_file: ResultsLog, make_source, ids: 
     for result in job.run(ids):
         if not result.ok:
             log.warning("%s: %s", result.key, result.error)
-    log.info("%s", job.summary.line())
+    log.info("captioning: %s", job.summary.line())
 
 
 def evaluate_run(run_dir: str | Path, *, split: str = "test", manifest: str | Path | None = None,
