@@ -29,10 +29,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from vidcap.errors import ConfigError, VideoError
+
+if TYPE_CHECKING:  # OpenCV and PySceneDetect load only when shots are detected
+    from scenedetect.backends.pyav import VideoStreamAv
 
 log = logging.getLogger(__name__)
 
@@ -339,19 +343,29 @@ class ShotDetector:
         return frame if bgr else cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
 
 
-def _scenedetect_frames(path: Path) -> Iterator[tuple[int, float, np.ndarray]]:
-    """(index, seconds, BGR frame) of every frame, read by PySceneDetect's PyAV backend."""
+def open_scene_stream(path: Path) -> VideoStreamAv:
+    """PySceneDetect's PyAV reader (`VideoStreamAv`) on `path`; a VideoError naming the file
+    when it cannot be opened."""
     from scenedetect.backends.pyav import VideoStreamAv
     from scenedetect.video_stream import VideoOpenFailure
 
     try:
-        stream = VideoStreamAv(str(path), suppress_output=True)
-    except (VideoOpenFailure, OSError) as err:
+        return VideoStreamAv(str(path), suppress_output=True)
+    except (VideoOpenFailure, OSError, ValueError) as err:
         raise VideoError(path, f"cannot be opened for shot detection ({err})") from None
+
+
+def stream_frames(stream: VideoStreamAv) -> Iterator[tuple[int, float, np.ndarray]]:
+    """(index, seconds, BGR frame) of every frame an open `open_scene_stream` reader gives."""
     index = 0
     while (frame := stream.read()) is not False:
         yield index, stream.position.seconds, frame
         index += 1
+
+
+def _scenedetect_frames(path: Path) -> Iterator[tuple[int, float, np.ndarray]]:
+    """(index, seconds, BGR frame) of every frame, read by PySceneDetect's PyAV backend."""
+    yield from stream_frames(open_scene_stream(path))
 
 
 def detect_shots(path: str | Path, params: ShotParams | None = None) -> list[float]:

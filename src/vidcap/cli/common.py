@@ -90,14 +90,16 @@ def scores_table(scores: dict, label: str) -> str:
     return format_table(Scores(corpus=corpus, num_videos=int(scores.get("videos", 0))), label)
 
 
-def attributes_table(attributes: dict) -> str:
-    """Shapes colour / shape / motion / all-three accuracy, seen and held-out pairs."""
+def attributes_table(attributes: dict, unit: str = "clips") -> str:
+    """Shapes colour / shape / motion / all-three accuracy, seen and held-out pairs (`unit`:
+    what `n` counts)."""
     def pct(value) -> str:
         return "    -" if value is None else f"{100 * value:5.1f}"
 
-    lines = [f"{'pairs':<10}{'clips':>6}{'colour':>8}{'shape':>8}{'motion':>8}{'all 3':>8}"]
+    width = max(6, len(unit) + 1)
+    lines = [f"{'pairs':<10}{unit:>{width}}{'colour':>8}{'shape':>8}{'motion':>8}{'all 3':>8}"]
     for group, label in (("seen", "seen"), ("held_out", "held-out")):
         t = attributes[group]
-        lines.append(f"{label:<10}{t['n']:>6}" + "".join(
+        lines.append(f"{label:<10}{t['n']:>{width}}" + "".join(
             f"{pct(t[k]):>8}" for k in ("colour", "shape", "motion", "all")))
     return "\n".join(lines)

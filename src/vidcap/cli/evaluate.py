@@ -7,8 +7,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from vidcap.cli.caption import add_pipeline_options, add_segment_options, segment_request
 from vidcap.cli.common import (Subparsers, add_decode_options, add_run, attributes_table,
                                decode_overrides, scores_table)
+from vidcap.errors import VidcapError
 
 
 def add_parsers(sub: Subparsers) -> None:
@@ -17,12 +19,24 @@ def add_parsers(sub: Subparsers) -> None:
 
 
 def _add_evaluate(sub: Subparsers) -> None:
-    p = sub.add_parser("evaluate", help="caption a split with a trained run and score it")
+    p = sub.add_parser("evaluate", help="caption a split with a trained run and score it",
+                       description="Caption a split of the manifest and score it (coco-caption "
+                                   "metrics; Shapes attributes), or with --long DIR the long "
+                                   "Shapes videos of DIR segment by segment (cut recall and "
+                                   "precision, colour/shape/motion of each segment's caption). "
+                                   "Captions are appended to the run's predictions-SPLIT.jsonl "
+                                   "as they are made: a rerun resumes. Several processes: "
+                                   "torchrun --nproc_per_node N -m vidcap evaluate ...")
     add_run(p)
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--manifest", type=Path, default=None,
                    help="manifest to read (default: the one the run trained on)")
     p.add_argument("--limit", type=int, default=None, help="only the first N videos")
+    p.add_argument("--long", type=Path, default=None, metavar="DIR",
+                   help="instead: the long Shapes videos of DIR (vidcap prepare shapes --long N "
+                        "--out DIR), scored segment by segment")
+    add_segment_options(p)
+    add_pipeline_options(p)
     add_decode_options(p)
     p.set_defaults(func=_cmd_evaluate)
 
@@ -31,9 +45,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from vidcap.evaluation.evaluate import evaluate_run
     from vidcap.runs.layout import RunLayout
 
+    if args.long is not None:
+        return _evaluate_long(args)
+    if args.segments != "auto" or args.window is not None or args.stride is not None:
+        raise VidcapError("--segments, --window and --stride apply to --long")
     scores = evaluate_run(args.run, split=args.split, manifest=args.manifest,
                           gen_overrides=decode_overrides(args), which=args.checkpoint,
-                          device=args.device, limit=args.limit)
+                          device=args.device, limit=args.limit, workers=args.workers)
+    if scores is None:  # not rank 0
+        return 0
     print(scores_table(scores, f"{args.split}"))
     if "attributes" in scores:
         print(attributes_table(scores["attributes"]))
@@ -41,6 +61,41 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"predictions and scores written to {run.predictions(args.split)}, "
           f"{run.scores(args.split)}")
     return 0 if not scores.get("failed") else 1
+
+
+def _evaluate_long(args: argparse.Namespace) -> int:
+    from vidcap.evaluation.evaluate import LONG, evaluate_long
+    from vidcap.runs.layout import RunLayout
+
+    if args.limit is not None or args.manifest is not None:
+        raise VidcapError("--limit and --manifest do not apply to --long")
+    scores = evaluate_long(args.run, args.long, request=segment_request(args),
+                           gen_overrides=decode_overrides(args), which=args.checkpoint,
+                           device=args.device, workers=args.workers)
+    if scores is None:
+        return 0
+    print(long_table(scores))
+    run = RunLayout(args.run)
+    print(f"predictions and scores written to {run.predictions(LONG)}, {run.scores(LONG)}")
+    return 0 if not scores.get("failed") else 1
+
+
+def long_table(scores: dict) -> str:
+    """Cut recall / precision / F1, then per-segment attribute accuracy, as percentages."""
+    def pct(value) -> str:
+        return "    -" if value is None else f"{100 * value:5.1f}"
+
+    cuts, seg = scores["cuts"], scores["segments"]
+    mode = seg["mode"] + (f", clips of {seg['clip_length']:g} s" if seg.get("clip_length")
+                          else "")
+    return "\n".join([
+        f"long videos: {scores['videos']} ({scores['failed']} failed), segments {mode}",
+        f"cuts within +-{cuts['tolerance']:g} s: {cuts['tp'] + cuts['fn']} true, "
+        f"{cuts['tp'] + cuts['fp']} found",
+        f"{'':10}{'recall':>8}{'precision':>11}{'F1':>8}",
+        f"{'cuts':<10}{pct(cuts['recall']):>8}{pct(cuts['precision']):>11}{pct(cuts['f1']):>8}",
+        "caption on screen at each true segment's midpoint (% of segments):",
+        attributes_table(scores["attributes"], unit="segments")])
 
 
 def _add_score(sub: Subparsers) -> None:

@@ -10,9 +10,12 @@
     RUN/best/model.safetensors + info.json + checksums.json   best validation weights (swapped)
     RUN/trainer_state.pt         the final trainer state: its presence means training finished
     RUN/metrics.jsonl            one line per logged step, evaluation or event; RUN/curves.png
+    RUN/clips.json               the typical length of the training clips (segment captioning)
     RUN/predictions-<split>.json, RUN/scores-<split>.json   each evaluation's output
     RUN/retrieval-<split>.json   retrieval in the aligned space (`evaluate --task retrieval`)
     RUN/lock.json                who writes into the run now (`vidcap.runs.lock`)
+    RUN/predictions-<split>.jsonl  an evaluation's captions, one line each as it goes (resumable)
+    (`long` stands for a split in these names for the long-video evaluation)
 
 A folder of several files (model/, best/, a checkpoint) is filled under a hidden temporary name
 beside it and renamed into place (`vidcap.runs.folders`), so a reader never sees half of one.
@@ -137,6 +140,14 @@ class RunLayout:
     def retrieval(self, split: str) -> Path:
         """Text-to-video and video-to-text retrieval of a split (`evaluate --task retrieval`)."""
         return self.root / f"retrieval-{split}.json"
+    def predictions_log(self, split: str) -> Path:
+        """An evaluation's captions, appended one JSON line per video as they are made."""
+        return self.root / f"predictions-{split}.jsonl"
+
+    @property
+    def clip_stats(self) -> Path:
+        """The typical duration of the training clips (`vidcap.runs.store.record_clip_length`)."""
+        return self.root / "clips.json"
 
     def is_run(self) -> bool:
         """Whether the folder holds a run (its config is there)."""

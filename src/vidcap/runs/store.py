@@ -7,19 +7,27 @@ refused rather than completed with defaults). The model is a folder written whol
 to run code, weights that do not fit the config, and weights that are not finite. A model saved
 outside training (tests, benchmarks) gets a config of its `model` and `video` sections with
 defaults elsewhere.
+
+`clips.json` records how long the training clips typically are (`record_clip_length`, when
+training starts), so that captioning can cut long videos into segments of about that length
+(`clip_length`).
 """
 
 from __future__ import annotations
 
+import logging
+import statistics
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 import yaml
 
-from vidcap.config import Config, load_config, to_dict
+from vidcap.config import Config, VideoConfig, load_config, to_dict
+from vidcap.data.manifest import VideoRecord
 from vidcap.distributed import pick_device
-from vidcap.errors import RunError
-from vidcap.files import write_text
+from vidcap.errors import RunError, VideoError
+from vidcap.files import write_json, write_text
 from vidcap.models.mffcl import COMPONENTS, MFFCL
 from vidcap.models.weights import load_weights, read_weights
 from vidcap.runs import folders
@@ -28,6 +36,14 @@ from vidcap.runs.layout import CONFIG_END, WEIGHTS, WHICH, RunLayout, open_run
 
 def _layout(run_dir: str | Path | RunLayout) -> RunLayout:
     return run_dir if isinstance(run_dir, RunLayout) else RunLayout(Path(run_dir))
+
+log = logging.getLogger(__name__)
+
+CLIP_PROBE_LIMIT = 200
+"""Training clips measured for `record_clip_length` (evenly spread over the manifest)."""
+FALLBACK_FRAME_SECONDS = 0.25
+"""Runs without clips.json: a clip is taken to last this long per model frame (8 frames: 2 s,
+a Shapes clip)."""
 
 
 def write_config(run_dir: str | Path | RunLayout, cfg: Config) -> Path:
@@ -128,3 +144,61 @@ def load_run(path: str | Path, *, device: str | torch.device = "cpu", which: str
     if best is not None:  # best/ holds only the components training changed
         load_weights(model, read_weights(best / WEIGHTS), best / WEIGHTS, may_lack=COMPONENTS)
     return model.to(target).eval()
+
+
+# ---------------------------------------------------------------------------------------------
+# the typical training clip
+
+
+def _clip_seconds(record: VideoRecord) -> float | None:
+    if record.start is not None and record.end is not None:
+        return record.end - record.start
+    from vidcap.video import probe_video
+
+    try:
+        duration = probe_video(record.video_path).duration
+    except VideoError:
+        return None
+    return duration - (record.start or 0.0) if record.end is None else record.end
+
+
+def measure_clip_length(records: Sequence[VideoRecord], limit: int = CLIP_PROBE_LIMIT
+                        ) -> tuple[float, int] | None:
+    """(median duration in seconds, clips measured) of up to `limit` records evenly spread over
+    `records`: a record's [start, end] window when it has one, else its file's duration (a demux
+    pass, nothing decoded); unreadable files are left out. None when nothing could be measured."""
+    step = max(1, -(-len(records) // limit))
+    lengths = [s for s in map(_clip_seconds, records[::step]) if s is not None and s > 0]
+    return (statistics.median(lengths), len(lengths)) if lengths else None
+
+
+def record_clip_length(run_dir: str | Path | RunLayout, records: Sequence[VideoRecord]) -> None:
+    """Write the run's clips.json from its training records (rank 0, when training starts)."""
+    layout = run_dir if isinstance(run_dir, RunLayout) else RunLayout(Path(run_dir))
+    measured = measure_clip_length(records)
+    if measured is None:
+        log.warning("no training clip could be measured; captioning will assume a clip length")
+        return
+    seconds, count = measured
+    write_json(layout.clip_stats, {"median_seconds": round(seconds, 6), "clips_measured": count})
+
+
+def clip_length(run_dir: str | Path | RunLayout, video_cfg: VideoConfig) -> float:
+    """The run's typical training clip in seconds (clips.json), or, for a run that lacks it,
+    `FALLBACK_FRAME_SECONDS` per model frame, said in a log line."""
+    layout = run_dir if isinstance(run_dir, RunLayout) else open_run(run_dir)
+    if layout.clip_stats.is_file():
+        import json
+
+        try:
+            value = json.loads(layout.clip_stats.read_text())["median_seconds"]
+            if isinstance(value, (int, float)) and value > 0:
+                return float(value)
+        except (ValueError, KeyError, TypeError):
+            pass
+        log.warning("%s is unreadable; assuming a clip length", layout.clip_stats)
+    seconds = video_cfg.num_frames * FALLBACK_FRAME_SECONDS
+    log.info("%s records no training clip length (trained before vidcap recorded it); assuming "
+             "%.2f s (%d frames x %.2f s)", layout.root, seconds, video_cfg.num_frames,
+             FALLBACK_FRAME_SECONDS)
+    return seconds

@@ -39,7 +39,7 @@ from vidcap.runs.checkpoints import CheckpointManager
 from vidcap.runs.layout import RunLayout
 from vidcap.runs.lock import RunLock
 from vidcap.runs.records import MetricsLog, plot_curves
-from vidcap.runs.store import load_model, read_config, save_model
+from vidcap.runs.store import load_model, read_config, record_clip_length, save_model
 from vidcap.training.checks import check_disk_space, check_java, check_stages
 from vidcap.training.precision import autocast
 from vidcap.training.stage import StageSetup, never_trained, setup_stage
@@ -95,6 +95,8 @@ class Trainer:
         self.train_records, val_records = self._records()
         check_stages(cfg, self.train_records, info.world_size)
         on_main(lambda: check_java(cfg, val_records))
+        if info.is_main_process and not self.layout.clip_stats.is_file():
+            record_clip_length(self.layout, self.train_records)  # for segment captioning
         self.metrics = MetricsLog(run_dir, enabled=info.is_main_process)
         self.validator = Validator(cfg, val_records, info, attributes_beside(cfg.data.manifest),
                                    self.metrics, self.checkpoints)

@@ -8,12 +8,10 @@ The app (`app.py`) only ever calls an `Engine`:
     video_file(video_id) -> Path                                a file the search index holds
     health() -> dict                                            model, device, precision
 
-`ModelEngine` implements it on a run directory, loaded once. Two parts are placeholders for work
-landing elsewhere, each behind one seam:
+`ModelEngine` implements it on a run directory, loaded once:
 
-- segments: `describe_video` captions the whole clip and returns it as one scene spanning the
-  video (with a one-cue WebVTT). The long-video segmenter (shots / fixed windows) replaces that
-  function's body; `CaptionOptions.segments`, `window` and `stride` already reach it.
+- captions: `describe_video` cuts the video into scenes as `vidcap caption --segments` does
+  (`vidcap.captioning`), one cue per scene in the WebVTT;
 - search: a `SearchIndex` (any object with `search` and `video_file`) is injected; `vidcap serve
   --index` opens a `vidcap.search` index with the served model (`search.IndexSearch`).
 
@@ -33,12 +31,14 @@ from typing import Literal, Protocol
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from vidcap.captioning.batch import caption_files
+from vidcap.captioning.frames import SegmentRequest
 from vidcap.captioning.subtitles import vtt_text
 from vidcap.config import GenerateConfig
-from vidcap.errors import VidcapError
+from vidcap.errors import VideoError, VidcapError
 from vidcap.models.mffcl import MFFCL
-from vidcap.runs.store import load_run, read_config
-from vidcap.video import load_clip, probe_video, read_clip
+from vidcap.runs.store import clip_length, load_run, read_config
+from vidcap.video import probe_video, read_clip
 from vidcap.visualize import Method, draw_attention
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,8 @@ class Segment(BaseModel):
 class CaptionResult(BaseModel):
     """The answer of `POST /api/caption`."""
 
-    caption: str = Field(description="the whole video in one sentence")
+    caption: str = Field(description="the video in one sentence (its scenes' captions joined "
+                                     "by '; ' when it has several)")
     segments: list[Segment] = Field(description="the scenes, in order")
     vtt: str = Field(description="WebVTT with one cue per scene")
     duration: float = Field(description="seconds")
@@ -129,19 +130,24 @@ class Engine(Protocol):
 
 
 def describe_video(model: torch.nn.Module, video: Path, gen: GenerateConfig,
-                   options: CaptionOptions, *, stop: threading.Event | None = None
-                   ) -> CaptionResult:
-    """Caption `video` and its scenes. THE SEAM FOR LONG VIDEOS: today the whole clip is one
-    scene and `options.segments/window/stride` are not used yet; the long-video segmenter
-    replaces this body (captioning each scene with the same `gen`, checking `stop` between
-    scenes, and writing one cue per scene)."""
-    duration = probe_video(video).duration
-    clip = load_clip(video, model.video_cfg)
-    with torch.no_grad():
-        caption = model.generate(clip[None], gen)[0]
-    return CaptionResult(caption=caption, segments=[Segment(start=0.0, end=duration,
-                                                            caption=caption)],
-                         vtt=vtt_text(caption, duration), duration=duration)
+                   options: CaptionOptions, *, clip_length: float,
+                   stop: threading.Event | None = None) -> CaptionResult:
+    """Caption `video` scene by scene, as `vidcap caption --segments` does (one pass over the
+    file; neighbouring scenes with the same caption merged). A video that cannot be read at all
+    raises its VideoError; a file that breaks part-way keeps the scenes before the break. `stop`
+    is not consulted: one video is captioned in one call (see the worker's time limit)."""
+    duration = probe_video(video).duration  # an unreadable upload fails here, in one line
+    request = SegmentRequest(options.segments, clip_length=clip_length,
+                             window=options.window, stride=options.stride)
+    result = next(caption_files(model, [video], model.video_cfg, gen, request=request))
+    if not result.cues:
+        reason = (result.error or "no caption").removeprefix(f"{video}: ")
+        raise VideoError(video, reason)
+    if result.error:
+        log.warning("%s", result.error)
+    scenes = [Segment(start=c.start, end=c.end, caption=c.text) for c in result.cues]
+    return CaptionResult(caption=result.caption or "", segments=scenes,
+                         vtt=vtt_text(result.cues), duration=duration)
 
 
 class ModelEngine:
@@ -155,6 +161,7 @@ class ModelEngine:
         self.model = load_run(self.run, device=device, which=which,  # checks it is a run first
                               with_text_encoder=index is not None)  # search embeds queries
         self.config = read_config(self.run)
+        self.clip_length = clip_length(self.run, self.config.video)
         self.index = index(self.model) if callable(index) else index
 
     @property
@@ -165,7 +172,8 @@ class ModelEngine:
                 stop: threading.Event | None = None) -> CaptionResult:
         """Caption a video file with `options` over the run's decoding settings."""
         gen = options.generate_config(self.config.generate)
-        return describe_video(self.model, video, gen, options, stop=stop)
+        return describe_video(self.model, video, gen, options, clip_length=self.clip_length,
+                              stop=stop)
 
     def attention_png(self, video: Path, *, layer: int | None = None, method: Method = "mean",
                       stop: threading.Event | None = None) -> bytes:
