@@ -324,6 +324,13 @@ class TrainConfig:
     eval_scorers: list[Literal["bleu", "meteor", "rouge", "cider"]] = field(
         default_factory=lambda: ["bleu", "meteor", "rouge", "cider"])
     """Scorers run at validation (METEOR costs a Java start-up, ~10 s, once per process)."""
+    align_eval: bool = True
+    """Validate the align stage too, every `eval_every` steps and at its end: text-to-video and
+    video-to-text retrieval on the validation split in the aligned space (R@1/5/10, median rank;
+    logged to metrics.jsonl, drawn in curves.png). Cheap: no captions are generated."""
+    align_keep_best: bool = False
+    """Start the caption stage from the align stage's best weights by validation text-to-video
+    R@1 (kept in RUN/best-align/) instead of its last ones."""
     eval_max_videos: int | None = None
     """Evaluate on at most this many validation videos (None: all)."""
     checkpoint_every: int = 0

@@ -161,19 +161,25 @@ class Trainer:
             log.info("resuming from %s", latest)
             state = TrainState(**trainer_state["state"])
             self._restore_best(state)
+            self._restore_best(state, align=True)
             self.metrics.truncate_after(state.stage_index, state.step)
         torch.manual_seed(self.cfg.train.seed + self.info.rank)
         return model.to(self.info.device), state, trainer_state
 
-    def _restore_best(self, state: TrainState) -> None:
+    def _restore_best(self, state: TrainState, *, align: bool = False) -> None:
         """The best score validated at or before the checkpoint's step (a validation runs just
-        after its step's checkpoint, so the checkpoint itself does not hold it)."""
-        info = self.checkpoints.best_info()
+        after its step's checkpoint, so the checkpoint itself does not hold it); `align`: the
+        align stage's, from best-align/."""
+        info = self.checkpoints.best_info(self.layout.best_align if align else None)
         if not info or "step" not in info or "score" not in info:
             return
         position = (int(info.get("stage_index", state.stage_index)), int(info["step"]))
         if position <= (state.stage_index, state.step):
-            state.best_score, state.best_step = float(info["score"]), int(info["step"])
+            best = float(info["score"]), int(info["step"])
+            if align:
+                state.align_best_score, state.align_best_step = best
+            else:
+                state.best_score, state.best_step = best
 
     # -- the run --------------------------------------------------------------------------------
 
@@ -181,11 +187,21 @@ class Trainer:
         stages = self.cfg.train.stages
         while self.state.stage_index < len(stages):
             self._run_stage(stages[self.state.stage_index])
+            if stages[self.state.stage_index] == "align" and self.cfg.train.align_keep_best:
+                self._start_from_align_best()
             self.state = replace(self.state, stage_index=self.state.stage_index + 1, step=0,
                                  epoch=0, position=0)
             self.trainer_state = None
         on_main(self._finish)
         return self.layout.root
+
+    def _start_from_align_best(self) -> None:
+        """The next stage starts from the align stage's best weights (every rank loads them)."""
+        barrier()
+        if self.checkpoints.load_best(self.model, self.layout.best_align):
+            log.info("the caption stage starts from the align stage's best weights (step %s, "
+                     "text->video R@1 %s)", self.state.align_best_step,
+                     self.state.align_best_score)
 
     def _finish(self) -> None:
         """The final save (rank 0): the model folder swapped in whole, the curves, then the final
