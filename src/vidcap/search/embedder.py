@@ -12,6 +12,7 @@ vector per segment with its time range; a video of one segment is stored whole (
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -45,20 +46,21 @@ def weights_digest(files: Sequence[Path]) -> str:
     return digest.hexdigest()[:32]
 
 
+@dataclass
 class ModelEmbedder:
     """The `Embedder` of a run's model (see `vidcap.search.index.Embedder`); `load` builds one
     from a run directory, `of_model` around a model already loaded from one (`vidcap serve`)."""
 
-    def __init__(self, model: MFFCL, fingerprint: Fingerprint, generate_cfg: GenerateConfig, *,
-                 request: SegmentRequest = WHOLE, caption: bool = False,
-                 batch_size: int = 16) -> None:
-        self.model = model
-        self._fingerprint = fingerprint
-        self.generate_cfg = generate_cfg
-        self.request = request
-        """How videos are cut into segments (`vidcap caption --segments`)."""
-        self.caption = caption
-        self.batch_size = batch_size
+    model: MFFCL
+    fingerprint: Fingerprint
+    """Identity of the weights (their SHA-256) and width of the embedding."""
+    generate_cfg: GenerateConfig
+    """Decoding of the captions stored with `caption`."""
+    request: SegmentRequest = WHOLE
+    """How videos are cut into segments (`vidcap caption --segments`)."""
+    caption: bool = False
+    """Also caption every segment and store its caption."""
+    batch_size: int = 16
 
     @classmethod
     def load(cls, run: str | Path, *, device: str = "cpu", which: str = "auto",
@@ -78,10 +80,6 @@ class ModelEmbedder:
                                   run=str(layout.root.resolve()))
         return cls(model, fingerprint, read_config(layout).generate, request=request,
                    caption=caption)
-
-    @property
-    def fingerprint(self) -> Fingerprint:
-        return self._fingerprint
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), E) unit vectors of query captions."""
