@@ -1,0 +1,113 @@
+"""METEOR on several processes (`vidcap.evaluation.java`): how many, how the set is cut, and that
+the scores are one process's, digit for digit, on real references."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from vidcap.errors import MetricsError
+from vidcap.evaluation import java as java_tools
+from vidcap.evaluation.java import chunk_bounds, meteor_process_count, meteor_score
+
+
+def test_chunks_are_contiguous_and_cover_everything():
+    for size, chunks in ((10, 3), (2990, 4), (5, 5), (7, 1)):
+        bounds = chunk_bounds(size, chunks)
+        assert bounds[0][0] == 0 and bounds[-1][1] == size
+        assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+        lengths = [end - start for start, end in bounds]
+        assert max(lengths) - min(lengths) <= 1
+
+
+def test_process_count_setting_environment_and_cores(monkeypatch):
+    monkeypatch.setattr(java_tools, "METEOR_PROCESSES", None)
+    monkeypatch.delenv(java_tools.METEOR_PROCESSES_ENV, raising=False)
+    automatic = meteor_process_count()
+    assert 1 <= automatic <= min(len(os.sched_getaffinity(0)), java_tools.METEOR_MAX_PROCESSES)
+    monkeypatch.setenv(java_tools.METEOR_PROCESSES_ENV, "3")
+    assert meteor_process_count() == 3
+    monkeypatch.setattr(java_tools, "METEOR_PROCESSES", 1)  # the module setting wins
+    assert meteor_process_count() == 1
+    monkeypatch.setattr(java_tools, "METEOR_PROCESSES", None)
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv(java_tools.METEOR_PROCESSES_ENV, bad)
+        with pytest.raises(MetricsError, match="VIDCAP_METEOR_PROCESSES must be a positive"):
+            meteor_process_count()
+
+
+def _words(caption: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9']+", caption.lower()))
+
+
+@pytest.fixture
+def msrvtt_held_out(shared_data: Path) -> tuple[list[str], list[list[str]]]:
+    """120 real MSR-VTT test videos: each one's first caption as the hypothesis (every fifth one
+    emptied), the other 19 as references."""
+    from vidcap.data.msrvtt import read_msrvtt
+
+    path = shared_data / "msrvtt" / "test_videodatainfo.json.zip"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    clips = [c for c in read_msrvtt([path]).clips if c.split == "test"][:120]
+    hypotheses = ["" if i % 5 == 4 else _words(c.captions[0]) for i, c in enumerate(clips)]
+    return hypotheses, [[_words(r) for r in c.captions[1:]] for c in clips]
+
+
+@pytest.fixture
+def fresh_meteor(monkeypatch):
+    """No METEOR process before and after the test (it starts several)."""
+    java_tools.close_meteor()
+    monkeypatch.setattr(java_tools, "METEOR_SEGMENTS_PER_PROCESS", 1)
+    yield
+    java_tools.close_meteor()
+
+
+def _pids() -> list[int]:
+    return [p.proc.pid for p in (java_tools._meteor, *java_tools._helpers)]
+
+
+@pytest.mark.java
+@pytest.mark.slow  # starts four METEOR JVMs (~10 s of CPU each)
+def test_three_processes_score_like_one_and_recover(java, msrvtt_held_out, fresh_meteor,
+                                                    monkeypatch):
+    hypotheses, references = msrvtt_held_out
+    monkeypatch.setattr(java_tools, "METEOR_PROCESSES", 1)
+    alone = meteor_score(hypotheses, references)
+    assert java_tools._helpers == []
+
+    monkeypatch.setattr(java_tools, "METEOR_PROCESSES", 3)
+    shared = meteor_score(hypotheses, references)
+    assert len(set(_pids())) == 3
+    assert shared == alone  # corpus score and all 120 segment scores, exactly
+    assert 0.1 < alone[0] < 0.6 and alone[1][4] == 0.0
+    pids = _pids()
+    assert meteor_score(hypotheses[:30], references[:30]) == meteor_score(
+        hypotheses[:30], references[:30])
+    assert _pids() == pids  # the same processes, reused
+
+    # a process dying in the middle of its chunk: every process is killed, the error comes out
+    processes = [java_tools._meteor, *java_tools._helpers]
+    real = java_tools._MeteorProcess.statistics
+
+    def dies(self, hyps, refs):
+        if self is processes[2]:
+            self.proc.kill()
+        return real(self, hyps, refs)
+
+    monkeypatch.setattr(java_tools._MeteorProcess, "statistics", dies)
+    with pytest.raises(MetricsError, match="METEOR \\(Java\\) stopped"):
+        meteor_score(hypotheses, references)
+    assert all(p.proc.poll() is not None for p in processes)
+    assert java_tools._meteor is None and java_tools._helpers == []
+    monkeypatch.setattr(java_tools._MeteorProcess, "statistics", real)
+    monkeypatch.setattr(java_tools, "METEOR_PROCESSES", 1)
+    assert meteor_score(hypotheses[:10], references[:10]) == meteor_score(
+        hypotheses[:10], references[:10])
+
+    java_tools.close_meteor(timeout=10)
+    assert all(p.proc.poll() is not None for p in processes)
+    assert java_tools._meteor is None and java_tools._helpers == []
