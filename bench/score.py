@@ -1,30 +1,43 @@
-"""Time coco-caption scoring at the size of MSR-VTT's test split (2,990 videos x 20 references).
+"""vidcap's coco-caption scoring against plain pycocoevalcap, at the size of MSR-VTT's test split.
 
-References: the real MSR-VTT test captions (`test_videodatainfo.json`, read from the zip in
-../shared/data/msrvtt or --annotations). Predictions: for each video, the first reference of the
-next video in id order (video7010 gets video7011's first caption, the last gets the first's): real
-MSR-VTT sentences, fluent but about another clip, like a weak captioner's.
+References: the real MSR-VTT test captions (2,990 videos x 20, `test_videodatainfo.json`, read from
+the zip in ../shared/data/msrvtt or --annotations). Predictions: for each video, the first
+reference of the next video in id order (video7010 gets video7011's first caption, the last gets
+the first's): real MSR-VTT sentences, fluent but about another clip, like a weak captioner's.
 
-The first run starts the METEOR JVM (the cost every `vidcap score` pays once); the next runs reuse
-it. Prints a Markdown table (one row per run) for BENCHMARKS.md, and the machine's load average,
-since the figure is wall time on a shared machine.
+Plain pycocoevalcap is called as its README shows (not `COCOEvalCap.evaluate()`, which downloads
+SPICE): `PTBTokenizer().tokenize` of references and of predictions, then `Bleu(4)`, `Meteor()`,
+`Rouge()`, `Cider()` and their `compute_score(gts, res)`; `Meteor()` starts its JVM, so each plain
+run pays that start. vidcap's side is `score_captions`; before each of its runs the METEOR
+processes are closed, so it pays its start too (`--warm` adds runs that reuse them). The two sides
+alternate, the order flipping each pair, so that load from other jobs falls on both. Every corpus
+score, and every video's METEOR and CIDEr, must be equal on both sides (asserted).
 
-    .venv/bin/python bench/score.py [--runs 2] [--annotations PATH]
+Prints the machine, the load average around each run, a Markdown table of per-stage wall times
+and the speed-ups, for BENCHMARKS.md.
+
+    .venv/bin/python bench/score.py [--pairs 3] [--warm 1] [--annotations PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import platform
+import statistics
 import time
 from pathlib import Path
 
 from vidcap.data.msrvtt import read_msrvtt
+from vidcap.evaluation import java
+from vidcap.evaluation.metrics import METRIC_KEYS
 from vidcap.evaluation.score import score_captions
 
 DEFAULT = (Path(__file__).resolve().parents[2] / "shared" / "data" / "msrvtt"
            / "test_videodatainfo.json.zip")
+STAGES = ("tokenize", "bleu", "meteor", "rouge", "cider")
 
 
 def load(annotations: Path) -> tuple[dict[str, str], dict[str, list[str]]]:
@@ -35,35 +48,127 @@ def load(annotations: Path) -> tuple[dict[str, str], dict[str, list[str]]]:
     return predictions, references
 
 
+def plain(predictions: dict[str, str], references: dict[str, list[str]]) -> dict:
+    """pycocoevalcap as its README shows; wall time of each stage."""
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.meteor.meteor import Meteor
+    from pycocoevalcap.rouge.rouge import Rouge
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+    tokenizer = PTBTokenizer()
+    gts = tokenizer.tokenize({v: [{"caption": c} for c in caps] for v, caps in references.items()})
+    res = tokenizer.tokenize({v: [{"caption": predictions[v]}] for v in references})
+    seconds["tokenize"] = time.perf_counter() - clock
+    corpus: dict[str, float] = {}
+    each: dict[str, list[float]] = {}
+    for stage, make in (("bleu", lambda: Bleu(4)), ("meteor", Meteor), ("rouge", Rouge),
+                        ("cider", Cider)):
+        clock = time.perf_counter()
+        scorer = make()  # Meteor() starts its JVM here
+        with contextlib.redirect_stdout(io.StringIO()):  # Bleu prints its statistics
+            total, scores = scorer.compute_score(gts, res)
+        del scorer  # Meteor's __del__ ends its JVM
+        seconds[stage] = time.perf_counter() - clock
+        if stage == "bleu":
+            corpus.update({f"Bleu_{n + 1}": float(total[n]) for n in range(4)})
+        else:
+            key = {"meteor": "METEOR", "rouge": "ROUGE_L", "cider": "CIDEr"}[stage]
+            corpus[key] = float(total)
+            each[key] = [float(s) for s in scores]
+    return {"corpus": corpus, "each": each, "seconds": seconds}
+
+
+def ours(predictions: dict[str, str], references: dict[str, list[str]], cold: bool) -> dict:
+    if cold:
+        java.close_meteor()
+    scores = score_captions(predictions, references, per_video=True)
+    each = {k: [scores.per_video[v][k] for v in references] for k in ("METEOR", "ROUGE_L",
+                                                                       "CIDEr")}
+    return {"corpus": dict(scores.corpus), "each": each, "seconds": dict(scores.seconds)}
+
+
+def timed(side: str, run, *args) -> dict:
+    load_before = os.getloadavg()[0]
+    clock = time.perf_counter()
+    out = run(*args)
+    out["total"] = time.perf_counter() - clock
+    out["side"] = side
+    out["load"] = (load_before, os.getloadavg()[0])
+    return out
+
+
+def check_equal(a: dict, b: dict) -> None:
+    """Every corpus score and every video's METEOR, ROUGE-L and CIDEr identical."""
+    for key in METRIC_KEYS:
+        assert a["corpus"][key] == b["corpus"][key], (key, a["corpus"][key], b["corpus"][key])
+    for key, values in a["each"].items():
+        assert values == b["each"][key], f"per-video {key} differs"
+
+
+def machine() -> str:
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (f"{model}; {os.cpu_count()} CPUs, {usable} usable; METEOR processes: "
+            f"{java.meteor_process_count()}; python {platform.python_version()}")
+
+
+def row(run: dict, label: str) -> str:
+    s = run["seconds"]
+    load = f"{run['load'][0]:.1f} / {run['load'][1]:.1f}"
+    return (f"| {label} | {run['total']:.1f} | " + " | ".join(f"{s[k]:.1f}" for k in STAGES)
+            + f" | {load} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--annotations", type=Path, default=DEFAULT,
                         help="MSR-VTT test_videodatainfo.json (or its .zip)")
-    parser.add_argument("--runs", type=int, default=2,
-                        help="scoring runs (the first starts METEOR)")
+    parser.add_argument("--pairs", type=int, default=3, help="paired cold runs (plain, vidcap)")
+    parser.add_argument("--warm", type=int, default=1,
+                        help="extra vidcap runs reusing its METEOR processes")
     args = parser.parse_args()
 
     predictions, references = load(args.annotations)
-    refs = sum(len(r) for r in references.values())
-    print(f"{len(references)} videos, {refs} references; {os.cpu_count()} CPUs, "
-          f"{platform.processor() or platform.machine()}; load average before: "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print()
-    print("| run | total s | METEOR s | METEOR share | PTB s | BLEU s | ROUGE-L s | CIDEr s | "
-          "B@4 | METEOR | CIDEr |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for run in range(1, args.runs + 1):
-        clock = time.perf_counter()
-        scores = score_captions(predictions, references)
-        total = time.perf_counter() - clock
-        s = scores.seconds
-        label = "1 (starts METEOR)" if run == 1 else str(run)
-        print(f"| {label} | {total:.1f} | {s['meteor']:.1f} | {100 * s['meteor'] / total:.0f}% | "
-              f"{s['tokenize']:.1f} | {s['bleu']:.1f} | {s['rouge']:.1f} | {s['cider']:.1f} | "
-              f"{100 * scores['Bleu_4']:.1f} | {100 * scores['METEOR']:.1f} | "
-              f"{100 * scores['CIDEr']:.1f} |")
-    print()
-    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"{len(references)} videos, {sum(len(r) for r in references.values())} references; "
+          f"{machine()}")
+    runs = []
+    for pair in range(args.pairs):
+        sides = [("plain", plain, predictions, references),
+                 ("vidcap", ours, predictions, references, True)]
+        for side, run, *rest in (sides if pair % 2 == 0 else sides[::-1]):
+            runs.append(timed(side, run, *rest) | {"pair": pair + 1})
+    runs += [timed("vidcap warm", ours, predictions, references, False) | {"pair": "-"}
+             for _ in range(args.warm)]
+    for run in runs[1:]:
+        check_equal(runs[0], run)
+    report(runs)
+
+
+def report(runs: list[dict]) -> None:
+    print("\n| run | total s | PTB s | BLEU s | METEOR s | ROUGE-L s | CIDEr s | load before / after |")
+    print("|---|---|---|---|---|---|---|---|")
+    for run in runs:
+        print(row(run, f"{run['pair']}: {run['side']}"))
+    plain_t = {r["pair"]: r["total"] for r in runs if r["side"] == "plain"}
+    ours_t = {r["pair"]: r["total"] for r in runs if r["side"] == "vidcap"}
+    ratios = [plain_t[p] / ours_t[p] for p in plain_t]
+    print(f"\nspeed-up per pair (plain / vidcap, both starting METEOR): "
+          f"{', '.join(f'{r:.2f}x' for r in ratios)}; median {statistics.median(ratios):.2f}x")
+    for stage in STAGES:
+        p = statistics.median(r["seconds"][stage] for r in runs if r["side"] == "plain")
+        o = statistics.median(r["seconds"][stage] for r in runs if r["side"] == "vidcap")
+        print(f"  {stage}: plain {p:.1f} s, vidcap {o:.1f} s ({p / o:.1f}x)")
+    corpus = runs[0]["corpus"]
+    print("identical scores on both sides: " + ", ".join(f"{k} {100 * corpus[k]:.4f}"
+                                                      for k in METRIC_KEYS))
 
 
 if __name__ == "__main__":

@@ -111,3 +111,63 @@ def test_three_processes_score_like_one_and_recover(java, msrvtt_held_out, fresh
     java_tools.close_meteor(timeout=10)
     assert all(p.proc.poll() is not None for p in processes)
     assert java_tools._meteor is None and java_tools._helpers == []
+
+
+def _fake_scorers(monkeypatch, meteor, **others):
+    """SCORERS and METEOR replaced by fakes (no Java): `meteor(ids, gts, res)` runs in the
+    background thread of `run_scorers`."""
+    from vidcap.evaluation import metrics
+
+    ok = metrics.ScorerOutput({"ROUGE_L": 0.5}, {"ROUGE_L": [0.5]})
+    table = {name: others.get(name, lambda *a: ok) for name in ("bleu", "rouge", "cider")}
+    monkeypatch.setattr(metrics, "SCORERS", {"meteor": meteor, **table})
+    monkeypatch.setattr(metrics, "score_meteor", meteor)
+    return metrics
+
+
+def test_meteor_runs_beside_the_others_and_its_error_comes_out(monkeypatch):
+    import threading
+
+    started = threading.Event()
+
+    def meteor(ids, gts, res):
+        started.set()
+        return metrics.ScorerOutput({"METEOR": 0.25}, {"METEOR": [0.25]})
+
+    def bleu(ids, gts, res):  # runs while METEOR's thread has started (or already finished)
+        assert started.wait(10)
+        return metrics.ScorerOutput({"Bleu_4": 0.1}, {"Bleu_4": [0.1]})
+
+    metrics = _fake_scorers(monkeypatch, meteor, bleu=bleu)
+    seconds: dict[str, float] = {}
+    corpus, per_video, _ = metrics.run_scorers(["v"], {}, {}, ["bleu", "meteor", "rouge"],
+                                               seconds)
+    assert list(corpus) == ["Bleu_4", "METEOR", "ROUGE_L"]  # table order, whatever ran first
+    assert per_video["METEOR"] == [0.25] and set(seconds) == {"bleu", "meteor", "rouge"}
+
+    def broken(ids, gts, res):
+        raise MetricsError("METEOR (Java) stopped")
+
+    metrics = _fake_scorers(monkeypatch, broken)
+    with pytest.raises(MetricsError, match="stopped"):
+        metrics.run_scorers(["v"], {}, {}, ["meteor", "cider"], {})
+
+
+def test_a_failing_scorer_kills_the_running_meteor(monkeypatch):
+    import threading
+
+    killed = threading.Event()
+
+    def meteor(ids, gts, res):  # a METEOR call that ends only when its processes are killed
+        if not killed.wait(30):
+            raise AssertionError("never killed")
+        raise MetricsError("METEOR (Java) stopped with exit status -9")
+
+    def cider(ids, gts, res):
+        raise KeyboardInterrupt
+
+    metrics = _fake_scorers(monkeypatch, meteor, cider=cider)
+    monkeypatch.setattr(metrics, "kill_meteor", killed.set)
+    with pytest.raises(KeyboardInterrupt):
+        metrics.run_scorers(["v"], {}, {}, ["meteor", "cider"], {})
+    assert killed.is_set()

@@ -272,6 +272,14 @@ def close_meteor(timeout: float = 5.0) -> None:
 atexit.register(close_meteor)
 
 
+def kill_meteor() -> None:
+    """Kill the METEOR processes now, without waiting for a call in progress: that call then fails
+    at once (and the next one starts fresh processes). For a caller interrupted while METEOR runs
+    in another thread."""
+    for process in [p for p in (_meteor, *_helpers) if p is not None]:
+        process.proc.kill()
+
+
 def meteor_process_count() -> int:
     """How many METEOR processes may score one set (see `METEOR_PROCESSES`)."""
     if METEOR_PROCESSES is not None:

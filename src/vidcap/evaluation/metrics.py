@@ -16,12 +16,13 @@ the references of the set being scored, so a video's CIDEr depends on the other 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from vidcap.evaluation.cider import cider_d
-from vidcap.evaluation.java import meteor_score
+from vidcap.evaluation.java import kill_meteor, meteor_score
 
 METRIC_KEYS = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
 """coco-caption's names of the scores, in the order papers print them."""
@@ -44,7 +45,8 @@ class Scores:
     bleu_stats: dict[str, object] = field(default_factory=dict)
     """BLEU's corpus statistics: `testlen`, `reflen` (closest), `guess` and `correct` per n."""
     seconds: dict[str, float] = field(default_factory=dict)
-    """Wall time of each stage: `tokenize`, `bleu`, `meteor`, `rouge`, `cider`."""
+    """Wall time of each stage: `tokenize`, `bleu`, `meteor`, `rouge`, `cider`. METEOR runs beside
+    the other scorers (see `run_scorers`): its time overlaps theirs."""
     empty_predictions: int = 0
     """Predictions that were empty (or only whitespace) before tokenization."""
 
@@ -110,18 +112,61 @@ METRICS = tuple(SCORERS)
 def run_scorers(ids: Sequence[str], gts: Tokenized, res: Tokenized, chosen: Sequence[str],
                 seconds: dict[str, float]) -> tuple[dict[str, float], dict[str, list[float]],
                                                     dict[str, object]]:
-    """Run the `chosen` scorers (in table order): (corpus scores in `METRIC_KEYS` order,
-    per-video scores, BLEU statistics); each one's wall time goes into `seconds`."""
+    """Run the `chosen` scorers: (corpus scores in `METRIC_KEYS` order, per-video scores, BLEU
+    statistics); each one's wall time goes into `seconds`.
+
+    METEOR runs in a thread of its own while this thread runs the others, in table order: its work
+    is done by Java processes (starting them takes seconds), so the Python scorers use that time.
+    Its wall time therefore overlaps theirs. When anything fails or is interrupted here, the
+    METEOR processes are killed so that its thread stops at once too."""
+    outputs: dict[str, ScorerOutput] = {}
+    meteor = _Background(ids, gts, res, seconds) if "meteor" in chosen else None
+    try:
+        for name, scorer in SCORERS.items():
+            if name not in chosen or name == "meteor":
+                continue
+            clock = time.perf_counter()
+            outputs[name] = scorer(ids, gts, res)
+            seconds[name] = time.perf_counter() - clock
+        if meteor is not None:
+            outputs["meteor"] = meteor.result()
+    except BaseException:
+        if meteor is not None:
+            kill_meteor()
+        raise
     corpus: dict[str, float] = {}
     per_video: dict[str, list[float]] = {}
     stats: dict[str, object] = {}
-    for name, scorer in SCORERS.items():
-        if name not in chosen:
-            continue
-        clock = time.perf_counter()
-        out = scorer(ids, gts, res)
+    for out in outputs.values():
         corpus.update(out.corpus)
         per_video.update(out.per_video)
         stats.update(out.stats)
-        seconds[name] = time.perf_counter() - clock
     return {k: corpus[k] for k in METRIC_KEYS if k in corpus}, per_video, stats
+
+
+class _Background:
+    """`score_meteor` in a thread, timed into `seconds["meteor"]`."""
+
+    def __init__(self, ids: Sequence[str], gts: Tokenized, res: Tokenized,
+                 seconds: dict[str, float]) -> None:
+        self._out: ScorerOutput | None = None
+        self._error: BaseException | None = None
+        self._seconds = seconds
+        self._thread = threading.Thread(target=self._run, args=(ids, gts, res), daemon=True)
+        self._thread.start()
+
+    def _run(self, ids: Sequence[str], gts: Tokenized, res: Tokenized) -> None:
+        clock = time.perf_counter()
+        try:
+            self._out = score_meteor(ids, gts, res)
+        except BaseException as err:  # handed to the calling thread by result()
+            self._error = err
+        self._seconds["meteor"] = time.perf_counter() - clock
+
+    def result(self) -> ScorerOutput:
+        """Wait for METEOR; its output, or its error raised here."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._out is not None
+        return self._out
