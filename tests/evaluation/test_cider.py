@@ -3,25 +3,17 @@ on the real MSVD and MSR-VTT test references."""
 
 from __future__ import annotations
 
-import random
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 from pycocoevalcap.cider.cider import Cider
 
-from vidcap.data.msrvtt import read_msrvtt
-from vidcap.data.msvd import read_msvd
+from tests.evaluation.captions import DATASETS, held_out, real_captions
 from vidcap.evaluation.cider import cider_d
 from vidcap.evaluation.metrics import score_cider
 
 TOLERANCE = 1e-9
-
-
-def _words(caption: str) -> str:
-    """A cheap stand-in for PTB tokenization (both scorers read the same strings)."""
-    return " ".join(re.findall(r"[a-z0-9']+", caption.lower()))
 
 
 def _compare(hypotheses: list[str], references: list[list[str]]) -> tuple[float, np.ndarray]:
@@ -76,39 +68,10 @@ def test_bad_shapes_are_refused():
         cider_d(["a", "b"], [["a"], []])
 
 
-def _held_out(captions_of: list[list[str]], seed: int) -> tuple[list[str], list[list[str]]]:
-    """Hypotheses: each video's first caption, held out of its references, mostly as it is and
-    sometimes shuffled, doubled, cut short, mixed with an unseen word or emptied."""
-    rng = random.Random(seed)
-    hypotheses, references = [], []
-    for i, captions in enumerate(captions_of):
-        words = _words(captions[0]).split()
-        kind = i % 7
-        if kind == 1:
-            rng.shuffle(words)
-        elif kind == 2:
-            words = words + words
-        elif kind == 3:
-            words = words[:2] + ["qzxv"]
-        elif kind == 4:
-            words = []
-        hypotheses.append(" ".join(words))
-        references.append([_words(c) for c in captions[1:]] + ([""] if i % 50 == 9 else []))
-    return hypotheses, references
-
-
-@pytest.mark.parametrize("dataset", ["msvd", "msrvtt"])
+@pytest.mark.parametrize("dataset", DATASETS)
 def test_real_references_equal_pycocoevalcap(shared_data: Path, dataset: str):
-    if dataset == "msvd":
-        path = shared_data / "msvd" / "sents_test_lc_nopunc.txt"
-        read = read_msvd
-    else:
-        path = shared_data / "msrvtt" / "test_videodatainfo.json.zip"
-        read = read_msrvtt
-    if not path.is_file():
-        pytest.skip(f"{path} not found")
-    clips = [c for c in read([path]).clips if c.split == "test"][:300]
-    hypotheses, references = _held_out([c.captions for c in clips], seed=len(clips))
+    captions = real_captions(shared_data, dataset, 300)
+    hypotheses, references = held_out(captions, seed=len(captions))
     corpus, each = _compare(hypotheses, references)
     assert 0.05 < corpus < 5.0
     assert (each[4::7] == 0.0).all()  # the emptied hypotheses

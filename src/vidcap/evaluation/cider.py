@@ -40,97 +40,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vidcap.evaluation.ngrams import Grams, Layout, caption_ngrams, caption_words, distinct
+
 NGRAM_ORDERS = 4
 """coco-caption's n: 1- to 4-grams."""
 SIGMA = 6.0
 """Standard deviation of the length penalty."""
-
-
-@dataclass
-class _Words:
-    """Every caption's words as integers, end to end: `tokens[i]` belongs to caption `caption[i]`
-    at position `position[i]`; `length[c]` is caption c's number of words."""
-
-    tokens: np.ndarray
-    caption: np.ndarray
-    position: np.ndarray
-    length: np.ndarray
-    vocabulary: int
-
-
-@dataclass
-class _Grams:
-    """The distinct n-grams of one order in each caption: one row per (caption, n-gram), sorted
-    by caption then n-gram id (so a caption's rows are contiguous and searchable)."""
-
-    caption: np.ndarray
-    gram: np.ndarray
-    """Ids of the n-grams of this order (shared by all captions)."""
-    count: np.ndarray
-    """Term frequency of the n-gram in the caption."""
-    rank: np.ndarray
-    """0 for the caption's first distinct n-gram of this order, 1 for the next one it uses..."""
-    grams: int
-    """Distinct n-grams of this order over all captions."""
-
-    @property
-    def keys(self) -> np.ndarray:
-        """`caption * grams + gram`: increasing along the rows."""
-        return self.caption * self.grams + self.gram
-
-
-def _words(captions: Sequence[str]) -> _Words:
-    length = np.fromiter((len(c.split()) for c in captions), dtype=np.int64, count=len(captions))
-    words = " ".join(captions).split()  # the same words as splitting each caption
-    vocabulary = {w: i for i, w in enumerate(set(words))}
-    tokens = np.fromiter(map(vocabulary.__getitem__, words), dtype=np.int64, count=len(words))
-    caption = np.repeat(np.arange(len(captions), dtype=np.int64), length)
-    starts = np.cumsum(length) - length
-    position = np.arange(len(tokens), dtype=np.int64) - np.repeat(starts, length)
-    return _Words(tokens, caption, position, length, max(len(vocabulary), 1))
-
-
-def _distinct(values: np.ndarray) -> np.ndarray:
-    """Sorted distinct values (by sorting: numpy's hash-based `unique` is slower here)."""
-    ordered = np.sort(values)
-    keep = np.ones(len(ordered), dtype=bool)
-    keep[1:] = ordered[1:] != ordered[:-1]
-    return ordered[keep]
-
-
-def _count_grams(words: _Words, starts: np.ndarray, ids: np.ndarray, grams: int) -> _Grams:
-    """Rows of (caption, n-gram) from the n-gram `ids` found at token positions `starts`."""
-    keys = words.caption[starts] * grams + ids
-    unique, first, count = np.unique(keys, return_index=True, return_counts=True)
-    caption = unique // grams
-    # rank within the caption by first use: the rows in the order of their first positions
-    # (`starts` increases, so marking the first positions orders them without a sort)
-    row_at = np.full(len(keys), -1, dtype=np.int64)
-    row_at[first] = np.arange(len(unique), dtype=np.int64)
-    by_use = row_at[row_at >= 0]
-    block = np.searchsorted(caption, caption[by_use], side="left")
-    rank = np.empty(len(unique), dtype=np.int64)
-    rank[by_use] = np.arange(len(unique), dtype=np.int64) - block
-    return _Grams(caption, unique % grams, count, rank, grams)
-
-
-def _ngrams(words: _Words, orders: int) -> list[_Grams]:
-    """The n-grams of orders 1..`orders` of every caption; the ids of order k+1 number the pairs
-    (id of the k-gram at a position, word k positions further on)."""
-    out = []
-    previous = words.tokens  # id of the n-gram starting at each token position, last order
-    for k in range(1, orders + 1):
-        starts = np.flatnonzero(words.position + k <= words.length[words.caption])
-        if k == 1:
-            ids, grams = words.tokens[starts], words.vocabulary
-        else:
-            pairs = previous[starts] * words.vocabulary + words.tokens[starts + k - 1]
-            unique, ids = np.unique(pairs, return_inverse=True)
-            grams = max(len(unique), 1)
-            previous = np.full(len(words.tokens), -1, dtype=np.int64)
-            previous[starts] = ids
-        out.append(_count_grams(words, starts, ids.reshape(-1), grams))
-    return out
 
 
 def _ordered_sum(values: np.ndarray, segment: np.ndarray, rank: np.ndarray, size: int
@@ -149,15 +64,15 @@ def _ordered_sum(values: np.ndarray, segment: np.ndarray, rank: np.ndarray, size
     return out
 
 
-def _weights(grams: _Grams, is_reference: np.ndarray, video: np.ndarray, videos: int
+def _weights(grams: Grams, is_reference: np.ndarray, video: np.ndarray, videos: int
              ) -> np.ndarray:
     """`log(V) - log(max(1, df))` per n-gram id, df counted over the videos' references."""
     rows = is_reference[grams.caption]
-    in_video = _distinct(video[grams.caption[rows]] * grams.grams + grams.gram[rows])
+    in_video = distinct(video[grams.caption[rows]] * grams.grams + grams.gram[rows])
     df = np.bincount(in_video % grams.grams, minlength=grams.grams)
     ref_len = np.log(float(videos))
-    distinct, where = np.unique(df, return_inverse=True)
-    log_df = np.array([np.log(max(1.0, float(d))) for d in distinct])
+    counts, where = np.unique(df, return_inverse=True)
+    log_df = np.array([np.log(max(1.0, float(d))) for d in counts])
     return ref_len - log_df[where.reshape(-1)]
 
 
@@ -165,12 +80,12 @@ def _weights(grams: _Grams, is_reference: np.ndarray, video: np.ndarray, videos:
 class _Order:
     """One order's vectors: each row's value, and each caption's norm."""
 
-    grams: _Grams
+    grams: Grams
     value: np.ndarray
     norm: np.ndarray
 
 
-def _vectors(grams: _Grams, weight: np.ndarray, captions: int) -> _Order:
+def _vectors(grams: Grams, weight: np.ndarray, captions: int) -> _Order:
     value = grams.count.astype(np.float64) * weight[grams.gram]
     squares = np.float_power(value, np.full_like(value, 2.0))  # libm pow, as pycocoevalcap
     norm = np.sqrt(_ordered_sum(squares, grams.caption, grams.rank, captions))
@@ -204,8 +119,8 @@ def _numerators(order: _Order, first_hyp: int, ref_start: np.ndarray, ref_count:
 
 def _penalty(delta: np.ndarray, sigma: float) -> np.ndarray:
     """pycocoevalcap's Gaussian length penalty, evaluated by the same Python expression."""
-    distinct, where = np.unique(delta, return_inverse=True)
-    table = np.array([np.e ** (-(float(d) ** 2) / (2 * sigma ** 2)) for d in distinct])
+    deltas, where = np.unique(delta, return_inverse=True)
+    table = np.array([np.e ** (-(float(d) ** 2) / (2 * sigma ** 2)) for d in deltas])
     return table[where.reshape(-1)]
 
 
@@ -227,23 +142,19 @@ def cider_d(hypotheses: Sequence[str], references: Sequence[Sequence[str]], *,
     `hypotheses[i]` is video i's caption, `references[i]` its reference captions (at least one);
     the IDF comes from the references given. Equal to
     `pycocoevalcap.cider.Cider().compute_score(gts, res)` (see the module docstring)."""
-    videos = len(hypotheses)
-    if videos != len(references) or videos == 0:
-        raise ValueError(f"CIDEr needs one hypothesis per video and at least one video "
-                         f"({videos} hypotheses, {len(references)} reference lists)")
-    ref_count = np.array([len(r) for r in references], dtype=np.int64)
-    if not ref_count.all():
-        raise ValueError("CIDEr needs at least one reference caption per video")
-    ref_start = np.cumsum(ref_count) - ref_count
-    first_hyp = int(ref_count.sum())
-    words = _words([r for refs in references for r in refs] + list(hypotheses))
-    video = np.concatenate([np.repeat(np.arange(videos), ref_count), np.arange(videos)])
+    try:
+        layout = Layout.of(hypotheses, references)
+    except ValueError as err:
+        raise ValueError(f"CIDEr: {err}") from None
+    videos, first_hyp = len(hypotheses), layout.first_hyp
+    ref_count, ref_start, video = layout.ref_count, layout.ref_start, layout.video
+    words = caption_words(layout.captions)
     is_reference = np.arange(len(video)) < first_hyp
     bigrams = np.maximum(words.length - 1, 0) if n >= 2 else np.zeros_like(words.length)
     delta = bigrams[first_hyp:][video[:first_hyp]] - bigrams[:first_hyp]
     penalty = _penalty(delta, sigma)
     similarity = np.zeros((first_hyp, n))
-    for k, grams in enumerate(_ngrams(words, n)):
+    for k, grams in enumerate(caption_ngrams(words, n)):
         weight = _weights(grams, is_reference, video, videos)
         order = _vectors(grams, weight, len(video))
         similarity[:, k] = _order_values(order, first_hyp, ref_start, ref_count, penalty)

@@ -1,10 +1,13 @@
 """The coco-caption metrics on PTB-tokenized captions: one scorer per metric, in a table.
 
 BLEU-1..4, METEOR 1.5, ROUGE-L and CIDEr-D, on captions `vidcap.evaluation.score.score_captions` has
-cleaned and tokenized. BLEU and ROUGE-L are `pycocoevalcap`'s own scorers; METEOR is its jar,
-driven by `vidcap.evaluation.java` (on several processes for large sets); CIDEr-D is
-`vidcap.evaluation.cider`, numpy arrays giving pycocoevalcap's `Cider` numbers to the last bit about
-15x faster. `COCOEvalCap.evaluate()` is never called: it always builds SPICE, which downloads
+cleaned and tokenized, with pycocoevalcap's numbers to the last bit but not its pure-Python
+loops: BLEU's n-gram statistics are counted with numpy arrays (`vidcap.evaluation.bleu`) and scored
+by pycocoevalcap's `BleuScorer`; ROUGE-L's LCS lengths come from a bit-parallel LCS over all pairs
+at once (`vidcap.evaluation.rouge`); CIDEr-D is `vidcap.evaluation.cider`; METEOR is coco-caption's
+jar, driven by `vidcap.evaluation.java` (on several processes for large sets) in a thread of its own
+while the others run. Tests compare each with pycocoevalcap's class on real references.
+`COCOEvalCap.evaluate()` is never called: it always builds SPICE, which downloads
 Stanford models at run time and fails offline.
 
 CIDEr is coco-caption's, i.e. CIDEr-D: n = 1..4, TF-IDF vectors with clipped n-gram counts, a
@@ -21,8 +24,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from vidcap.evaluation.bleu import bleu_scorer
 from vidcap.evaluation.cider import cider_d
 from vidcap.evaluation.java import kill_meteor, meteor_score
+from vidcap.evaluation.rouge import rouge_l
 
 METRIC_KEYS = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
 """coco-caption's names of the scores, in the order papers print them."""
@@ -68,12 +73,9 @@ Scorer = Callable[[Sequence[str], Tokenized, Tokenized], ScorerOutput]
 
 
 def score_bleu(ids: Sequence[str], gts: Tokenized, res: Tokenized) -> ScorerOutput:
-    """BLEU-1..4 with coco-caption's `closest` reference length, and its corpus statistics."""
-    from pycocoevalcap.bleu.bleu_scorer import BleuScorer
-
-    bleu = BleuScorer(n=4)
-    for vid in ids:
-        bleu += (res[vid][0], gts[vid])
+    """BLEU-1..4 with coco-caption's `closest` reference length, and its corpus statistics
+    (counted by `vidcap.evaluation.bleu`, scored by pycocoevalcap's `BleuScorer`)."""
+    bleu = bleu_scorer([res[v][0] for v in ids], [gts[v] for v in ids])
     total, each = bleu.compute_score(option="closest", verbose=0)
     stats = {"testlen": bleu._testlen, "reflen": bleu._reflen,
              "guess": [sum(c["guess"][n] for c in bleu.ctest) for n in range(4)],
@@ -89,11 +91,10 @@ def score_meteor(ids: Sequence[str], gts: Tokenized, res: Tokenized) -> ScorerOu
 
 
 def score_rouge(ids: Sequence[str], gts: Tokenized, res: Tokenized) -> ScorerOutput:
-    """ROUGE-L (F-measure with beta 1.2), mean over videos."""
-    from pycocoevalcap.rouge.rouge import Rouge
-
-    total, each = Rouge().compute_score({v: gts[v] for v in ids}, {v: res[v] for v in ids})
-    return ScorerOutput({"ROUGE_L": float(total)}, {"ROUGE_L": [float(s) for s in each]})
+    """ROUGE-L (F-measure with beta 1.2), mean over videos: `vidcap.evaluation.rouge.rouge_l`,
+    equal to pycocoevalcap's `Rouge`."""
+    total, each = rouge_l([res[v][0] for v in ids], [gts[v] for v in ids])
+    return ScorerOutput({"ROUGE_L": total}, {"ROUGE_L": [float(s) for s in each]})
 
 
 def score_cider(ids: Sequence[str], gts: Tokenized, res: Tokenized) -> ScorerOutput:
