@@ -8,15 +8,16 @@ the first's): real MSR-VTT sentences, fluent but about another clip, like a weak
 Plain pycocoevalcap is called as its README shows (not `COCOEvalCap.evaluate()`, which downloads
 SPICE): `PTBTokenizer().tokenize` of references and of predictions, then `Bleu(4)`, `Meteor()`,
 `Rouge()`, `Cider()` and their `compute_score(gts, res)`; `Meteor()` starts its JVM, so each plain
-run pays that start. vidcap's side is `score_captions`; before each of its runs the METEOR
-processes are closed, so it pays its start too (`--warm` adds runs that reuse them). The two sides
-alternate, the order flipping each pair, so that load from other jobs falls on both. Every corpus
-score, and every video's METEOR and CIDEr, must be equal on both sides (asserted).
+run pays that start. vidcap's side is `score_captions`, with its METEOR processes started and
+closed within each run, so it pays their start too (`--warm` adds runs that reuse them), once per
+`--processes` value (METEOR processes; 0 = the automatic choice). In each round every side runs
+once, the first side rotating, so that load from other jobs falls on all alike. Every corpus score,
+and every video's METEOR, ROUGE-L and CIDEr, must be equal on all runs (asserted).
 
-Prints the machine, the load average around each run, a Markdown table of per-stage wall times
-and the speed-ups, for BENCHMARKS.md.
+Prints the machine, the load average around each run, a Markdown table of per-stage wall times,
+CPU time (this process and its ended children: the JVMs) and the speed-ups, for BENCHMARKS.md.
 
-    .venv/bin/python bench/score.py [--pairs 3] [--warm 1] [--annotations PATH]
+    .venv/bin/python bench/score.py [--pairs 3] [--processes 0 1] [--warm 1] [--annotations PATH]
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import contextlib
 import io
 import os
 import platform
+import resource
 import statistics
 import time
 from pathlib import Path
@@ -81,20 +83,34 @@ def plain(predictions: dict[str, str], references: dict[str, list[str]]) -> dict
     return {"corpus": corpus, "each": each, "seconds": seconds}
 
 
-def ours(predictions: dict[str, str], references: dict[str, list[str]], cold: bool) -> dict:
+def ours(predictions: dict[str, str], references: dict[str, list[str]], processes: int | None,
+         cold: bool = True) -> dict:
+    """`score_captions`; when `cold`, starting and ending its METEOR processes within the run."""
+    java.METEOR_PROCESSES = processes
     if cold:
         java.close_meteor()
     scores = score_captions(predictions, references, per_video=True)
+    if cold:
+        java.close_meteor()  # so their CPU time is counted (waited-for children)
     each = {k: [scores.per_video[v][k] for v in references] for k in ("METEOR", "ROUGE_L",
                                                                        "CIDEr")}
     return {"corpus": dict(scores.corpus), "each": each, "seconds": dict(scores.seconds)}
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of its children that have ended."""
+    own, children = (resource.getrusage(w) for w in (resource.RUSAGE_SELF,
+                                                     resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def timed(side: str, run, *args) -> dict:
     load_before = os.getloadavg()[0]
+    cpu = cpu_seconds()
     clock = time.perf_counter()
     out = run(*args)
     out["total"] = time.perf_counter() - clock
+    out["cpu"] = cpu_seconds() - cpu
     out["side"] = side
     out["load"] = (load_before, os.getloadavg()[0])
     return out
@@ -123,7 +139,8 @@ def machine() -> str:
 def row(run: dict, label: str) -> str:
     s = run["seconds"]
     load = f"{run['load'][0]:.1f} / {run['load'][1]:.1f}"
-    return (f"| {label} | {run['total']:.1f} | " + " | ".join(f"{s[k]:.1f}" for k in STAGES)
+    cpu = f"{run['cpu']:.1f}" if run["pair"] != "-" else "-"
+    return (f"| {label} | {run['total']:.1f} | {cpu} | " + " | ".join(f"{s[k]:.1f}" for k in STAGES)
             + f" | {load} |")
 
 
@@ -131,7 +148,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--annotations", type=Path, default=DEFAULT,
                         help="MSR-VTT test_videodatainfo.json (or its .zip)")
-    parser.add_argument("--pairs", type=int, default=3, help="paired cold runs (plain, vidcap)")
+    parser.add_argument("--pairs", type=int, default=3,
+                        help="rounds of cold runs (plain, then vidcap per --processes)")
+    parser.add_argument("--processes", type=int, nargs="+", default=[0],
+                        help="METEOR processes of the vidcap runs, one vidcap run each per round "
+                             "(0: the automatic choice)")
     parser.add_argument("--warm", type=int, default=1,
                         help="extra vidcap runs reusing its METEOR processes")
     args = parser.parse_args()
@@ -139,36 +160,44 @@ def main() -> None:
     predictions, references = load(args.annotations)
     print(f"{len(references)} videos, {sum(len(r) for r in references.values())} references; "
           f"{machine()}")
+    sides = [("plain", plain, predictions, references)]
+    sides += [(f"vidcap, METEOR x{k or java.meteor_process_count()}", ours, predictions,
+               references, k or None) for k in args.processes]
     runs = []
-    for pair in range(args.pairs):
-        sides = [("plain", plain, predictions, references),
-                 ("vidcap", ours, predictions, references, True)]
-        for side, run, *rest in (sides if pair % 2 == 0 else sides[::-1]):
-            runs.append(timed(side, run, *rest) | {"pair": pair + 1})
-    runs += [timed("vidcap warm", ours, predictions, references, False) | {"pair": "-"}
-             for _ in range(args.warm)]
+    for round_ in range(args.pairs):
+        shift = round_ % len(sides)  # each side goes first in turn
+        for side, run, *rest in sides[shift:] + sides[:shift]:
+            runs.append(timed(side, run, *rest) | {"pair": round_ + 1})
+    if args.warm:
+        ours(predictions, references, args.processes[0] or None, False)  # starts METEOR
+        runs += [timed("vidcap warm", ours, predictions, references, args.processes[0] or None,
+                       False) | {"pair": "-"} for _ in range(args.warm)]
     for run in runs[1:]:
         check_equal(runs[0], run)
     report(runs)
 
 
 def report(runs: list[dict]) -> None:
-    print("\n| run | total s | PTB s | BLEU s | METEOR s | ROUGE-L s | CIDEr s | load before / after |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| round: side | total s | CPU s | PTB s | BLEU s | METEOR s | ROUGE-L s | CIDEr s "
+          "| load before / after |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for run in runs:
         print(row(run, f"{run['pair']}: {run['side']}"))
-    plain_t = {r["pair"]: r["total"] for r in runs if r["side"] == "plain"}
-    ours_t = {r["pair"]: r["total"] for r in runs if r["side"] == "vidcap"}
-    ratios = [plain_t[p] / ours_t[p] for p in plain_t]
-    print(f"\nspeed-up per pair (plain / vidcap, both starting METEOR): "
-          f"{', '.join(f'{r:.2f}x' for r in ratios)}; median {statistics.median(ratios):.2f}x")
-    for stage in STAGES:
-        p = statistics.median(r["seconds"][stage] for r in runs if r["side"] == "plain")
-        o = statistics.median(r["seconds"][stage] for r in runs if r["side"] == "vidcap")
-        print(f"  {stage}: plain {p:.1f} s, vidcap {o:.1f} s ({p / o:.1f}x)")
+    plain_runs = {r["pair"]: r for r in runs if r["side"] == "plain"}
+    for side in dict.fromkeys(r["side"] for r in runs if r["side"].startswith("vidcap,")):
+        mine = [r for r in runs if r["side"] == side]
+        wall = [plain_runs[r["pair"]]["total"] / r["total"] for r in mine]
+        cpu = [plain_runs[r["pair"]]["cpu"] / r["cpu"] for r in mine]
+        print(f"\n{side}: speed-up per round (plain / vidcap wall time, both starting METEOR): "
+              f"{', '.join(f'{x:.2f}x' for x in wall)}; median {statistics.median(wall):.2f}x; "
+              f"CPU time {statistics.median(cpu):.2f}x")
+        for stage in STAGES:
+            p = statistics.median(r["seconds"][stage] for r in plain_runs.values())
+            o = statistics.median(r["seconds"][stage] for r in mine)
+            print(f"  {stage}: plain {p:.1f} s, vidcap {o:.1f} s ({p / o:.1f}x)")
     corpus = runs[0]["corpus"]
-    print("identical scores on both sides: " + ", ".join(f"{k} {100 * corpus[k]:.4f}"
-                                                      for k in METRIC_KEYS))
+    print("\nidentical scores on every run (asserted): "
+          + ", ".join(f"{k} {100 * corpus[k]:.4f}" for k in METRIC_KEYS))
 
 
 if __name__ == "__main__":

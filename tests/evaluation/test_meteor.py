@@ -4,11 +4,11 @@ the scores are one process's, digit for digit, on real references."""
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import pytest
 
+from tests.evaluation.captions import real_captions, words
 from vidcap.errors import MetricsError
 from vidcap.evaluation import java as java_tools
 from vidcap.evaluation.java import chunk_bounds, meteor_process_count, meteor_score
@@ -39,22 +39,27 @@ def test_process_count_setting_environment_and_cores(monkeypatch):
             meteor_process_count()
 
 
-def _words(caption: str) -> str:
-    return " ".join(re.findall(r"[a-z0-9']+", caption.lower()))
+def test_automatic_count_uses_idle_cores_only(monkeypatch):
+    monkeypatch.setattr(java_tools, "METEOR_PROCESSES", None)
+    monkeypatch.delenv(java_tools.METEOR_PROCESSES_ENV, raising=False)
+    monkeypatch.setattr(java_tools.os, "sched_getaffinity", lambda pid: set(range(16)))
+    monkeypatch.setattr(java_tools, "_memory_allows", lambda: 10)
+    for load, want in ((0.3, 4), (13.0, 4), (14.5, 2), (15.2, 1), (40.0, 1)):
+        monkeypatch.setattr(java_tools.os, "getloadavg", lambda load=load: (load, 0.0, 0.0))
+        assert meteor_process_count() == want, load
+    monkeypatch.setattr(java_tools, "_memory_allows", lambda: 1)  # memory for one JVM only
+    assert meteor_process_count() == 1
+    monkeypatch.setenv(java_tools.METEOR_PROCESSES_ENV, "3")  # a setting is taken as it is
+    assert meteor_process_count() == 3
 
 
 @pytest.fixture
 def msrvtt_held_out(shared_data: Path) -> tuple[list[str], list[list[str]]]:
     """120 real MSR-VTT test videos: each one's first caption as the hypothesis (every fifth one
     emptied), the other 19 as references."""
-    from vidcap.data.msrvtt import read_msrvtt
-
-    path = shared_data / "msrvtt" / "test_videodatainfo.json.zip"
-    if not path.is_file():
-        pytest.skip(f"{path} not found")
-    clips = [c for c in read_msrvtt([path]).clips if c.split == "test"][:120]
-    hypotheses = ["" if i % 5 == 4 else _words(c.captions[0]) for i, c in enumerate(clips)]
-    return hypotheses, [[_words(r) for r in c.captions[1:]] for c in clips]
+    clips = real_captions(shared_data, "msrvtt", 120)
+    hypotheses = ["" if i % 5 == 4 else words(c[0]) for i, c in enumerate(clips)]
+    return hypotheses, [[words(r) for r in c[1:]] for c in clips]
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from vidcap.evaluation.ngrams import Layout, caption_ngrams, caption_words
+from vidcap.evaluation.ngrams import Layout, ngram_tables
 
 NGRAM_ORDERS = 4
 """BLEU-1..4."""
@@ -51,9 +51,9 @@ def bleu_statistics(hypotheses: Sequence[str], references: Sequence[Sequence[str
         layout = Layout.of(hypotheses, references)
     except ValueError as err:
         raise ValueError(f"BLEU: {err}") from None
-    words = caption_words(layout.captions)
+    words, tables = ngram_tables(layout.captions, n)
     first = layout.first_hyp
-    correct = np.stack([_correct(layout, g) for g in caption_ngrams(words, n)], axis=1)
+    correct = np.stack([_correct(layout, g) for g in tables], axis=1)
     testlen = words.length[first:]
     guess = np.maximum(testlen[:, None] - np.arange(n)[None, :], 0)
     ref_len = words.length[:first].tolist()

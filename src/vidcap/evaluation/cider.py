@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vidcap.evaluation.ngrams import Grams, Layout, caption_ngrams, caption_words, distinct
+from vidcap.evaluation.ngrams import Grams, Layout, distinct, ngram_tables
 
 NGRAM_ORDERS = 4
 """coco-caption's n: 1- to 4-grams."""
@@ -148,13 +148,13 @@ def cider_d(hypotheses: Sequence[str], references: Sequence[Sequence[str]], *,
         raise ValueError(f"CIDEr: {err}") from None
     videos, first_hyp = len(hypotheses), layout.first_hyp
     ref_count, ref_start, video = layout.ref_count, layout.ref_start, layout.video
-    words = caption_words(layout.captions)
+    words, tables = ngram_tables(layout.captions, n)
     is_reference = np.arange(len(video)) < first_hyp
     bigrams = np.maximum(words.length - 1, 0) if n >= 2 else np.zeros_like(words.length)
     delta = bigrams[first_hyp:][video[:first_hyp]] - bigrams[:first_hyp]
     penalty = _penalty(delta, sigma)
     similarity = np.zeros((first_hyp, n))
-    for k, grams in enumerate(caption_ngrams(words, n)):
+    for k, grams in enumerate(tables):
         weight = _weights(grams, is_reference, video, videos)
         order = _vectors(grams, weight, len(video))
         similarity[:, k] = _order_values(order, first_hyp, ref_start, ref_count, penalty)

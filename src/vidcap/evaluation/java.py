@@ -52,8 +52,8 @@ METEOR_TIMEOUT_S = 300.0
 """The METEOR process is declared hung when it answers nothing for this long."""
 METEOR_PROCESSES: int | None = None
 """How many METEOR processes may score one set in parallel; None: `$VIDCAP_METEOR_PROCESSES` when
-set, else the usable cores, at most `METEOR_MAX_PROCESSES` and as many as free memory holds. 1 keeps
-a single process (with coco-caption's 2 GB heap)."""
+set, else the automatic choice of `meteor_process_count`. 1 keeps a single process (with
+coco-caption's 2 GB heap)."""
 METEOR_PROCESSES_ENV = "VIDCAP_METEOR_PROCESSES"
 METEOR_MAX_PROCESSES = 4
 """Cap of the automatic choice: each process costs about 9 s of CPU to start (loading the
@@ -256,17 +256,23 @@ _meteor_lock = threading.Lock()
 
 def close_meteor(timeout: float = 5.0) -> None:
     """Stop the METEOR processes (registered with atexit; safe to call any time): all are asked to
-    exit at once and killed when they have not within `timeout` seconds."""
+    exit at once and killed when they have not within `timeout` seconds. When a call in another
+    thread holds them past `timeout`, they are killed (that call then fails)."""
     global _meteor
-    with _meteor_lock:
+    deadline = time.monotonic() + timeout
+    if not _meteor_lock.acquire(timeout=timeout):
+        kill_meteor()
+        return
+    try:
         running = [p for p in (_meteor, *_helpers) if p is not None]
         _meteor = None
         _helpers.clear()
         for process in running:
             process.end_input()
-        deadline = time.monotonic() + timeout
         for process in running:
             process.wait_or_kill(deadline - time.monotonic())
+    finally:
+        _meteor_lock.release()
 
 
 atexit.register(close_meteor)
@@ -281,10 +287,19 @@ def kill_meteor() -> None:
 
 
 def meteor_process_count() -> int:
-    """How many METEOR processes may score one set (see `METEOR_PROCESSES`)."""
+    """How many METEOR processes may score one set: `METEOR_PROCESSES` when set, else
+    `$VIDCAP_METEOR_PROCESSES`, else the usable cores (`os.sched_getaffinity`) as far as they are
+    idle (one process, plus one per core the 1-minute load average leaves idle), at most
+    `METEOR_MAX_PROCESSES` and as many as free memory holds.
+
+    Why the load: each extra process costs about 9 s of CPU to start (loading METEOR's paraphrase
+    table) and saves wall time only on a core that would otherwise idle. On 2 cores shared with
+    other jobs (load average 11-14), scoring MSR-VTT's test split with 2 processes used 58 s of CPU
+    and 136 s of wall time, against 37 s and 86 s with one (BENCHMARKS.md)."""
     if METEOR_PROCESSES is not None:
         if not isinstance(METEOR_PROCESSES, int) or METEOR_PROCESSES < 1:
-            raise MetricsError(f"METEOR_PROCESSES must be a positive whole number, not "
+            raise MetricsError(f"vidcap.evaluation.java.METEOR_PROCESSES must be a positive "
+                               f"whole number, not "
                                f"{METEOR_PROCESSES!r}")
         return METEOR_PROCESSES
     setting = os.environ.get(METEOR_PROCESSES_ENV, "").strip()
@@ -295,7 +310,15 @@ def meteor_process_count() -> int:
         return int(setting)
     cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
              else os.cpu_count() or 1)
-    return max(1, min(cores, METEOR_MAX_PROCESSES, _memory_allows()))
+    return max(1, min(cores, METEOR_MAX_PROCESSES, _memory_allows(), 1 + _idle_cores(cores)))
+
+
+def _idle_cores(cores: int) -> int:
+    """Cores nobody is using, by the 1-minute load average (all of them where it is unknown)."""
+    try:
+        return max(0, int(cores - os.getloadavg()[0]))
+    except (AttributeError, OSError):
+        return cores
 
 
 def _memory_allows() -> int:

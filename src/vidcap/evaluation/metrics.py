@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from vidcap.evaluation.bleu import bleu_scorer
 from vidcap.evaluation.cider import cider_d
 from vidcap.evaluation.java import kill_meteor, meteor_score
+from vidcap.evaluation.ngrams import forget_ngram_tables
 from vidcap.evaluation.rouge import rouge_l
 
 METRIC_KEYS = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
@@ -135,6 +136,8 @@ def run_scorers(ids: Sequence[str], gts: Tokenized, res: Tokenized, chosen: Sequ
         if meteor is not None:
             kill_meteor()
         raise
+    finally:
+        forget_ngram_tables()
     corpus: dict[str, float] = {}
     per_video: dict[str, list[float]] = {}
     stats: dict[str, object] = {}

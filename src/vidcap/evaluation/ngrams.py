@@ -8,6 +8,7 @@ first use in the caption (the order in which pycocoevalcap's `precook` dicts hol
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -99,6 +100,32 @@ def caption_ngrams(words: Words, orders: int) -> list[Grams]:
             previous[starts] = ids
         out.append(_count_grams(words, starts, ids.reshape(-1), grams))
     return out
+
+
+_last: tuple[tuple[str, ...], int, Words, list[Grams]] | None = None
+_last_lock = threading.Lock()
+
+
+def ngram_tables(captions: Sequence[str], orders: int) -> tuple[Words, list[Grams]]:
+    """`caption_words` and `caption_ngrams` of `captions`, kept for the last captions asked: BLEU
+    and CIDEr of one scoring ask for the same ones (the arrays are shared: do not modify them)."""
+    global _last
+    key = tuple(captions)
+    with _last_lock:
+        if _last is not None and _last[1] == orders and _last[0] == key:
+            return _last[2], _last[3]
+    words = caption_words(key)
+    grams = caption_ngrams(words, orders)
+    with _last_lock:
+        _last = (key, orders, words, grams)
+    return words, grams
+
+
+def forget_ngram_tables() -> None:
+    """Drop the tables `ngram_tables` keeps (tens of MB for a test split)."""
+    global _last
+    with _last_lock:
+        _last = None
 
 
 @dataclass
