@@ -12,9 +12,9 @@ Where this module departs from calling pycocoevalcap's classes, and why:
   a caption makes the jar's reply unreadable, the lock is never released and `Meteor.__del__`
   blocks the interpreter at exit. Here a failed call kills the process, and `atexit` closes it with
   a time limit.
-- A large set is scored by several METEOR processes at once (`meteor_process_count`: the usable
-  cores, at most `METEOR_MAX_PROCESSES`, or `$VIDCAP_METEOR_PROCESSES`), each aligning a contiguous
-  chunk of the videos (SCORE lines), each kept for the whole interpreter like the first. The
+- A large set is scored by several METEOR processes at once (`meteor_process_count`: the idle
+  usable cores, at most `METEOR_MAX_PROCESSES`, or `$VIDCAP_METEOR_PROCESSES`), each aligning a
+  contiguous chunk of the videos (SCORE lines), each kept for the whole interpreter like the first. The
   statistics lines come back in video order and go, all together, in one EVAL line to the first
   process, exactly as a single process receives them: the jar's EVAL prints each segment's score
   from its statistics, then sums every statistic over the segments (`MeteorStats.addStats`) and
@@ -22,6 +22,9 @@ Where this module departs from calling pycocoevalcap's classes, and why:
   fragmentation from the total matches and chunks; so the corpus METEOR is not the mean of the
   segment scores). A SCORE line's statistics depend only on that line, so the result is the one
   process's, digit for digit (tested on real references).
+- `vidcap.evaluation.metrics` runs METEOR in a thread of its own beside the Python scorers; a
+  caller that fails meanwhile stops it with `kill_meteor` (the call in that thread then fails at
+  once), and `close_meteor` at exit kills processes a call still holds after its time limit.
 
 Both take captions cleaned by `vidcap.text.clean_caption` (one line each, no `|||`).
 """
