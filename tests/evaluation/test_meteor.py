@@ -11,7 +11,8 @@ import pytest
 from tests.evaluation.captions import real_captions, words
 from vidcap.errors import MetricsError
 from vidcap.evaluation import java as java_tools
-from vidcap.evaluation.java import chunk_bounds, meteor_process_count, meteor_score
+from vidcap.evaluation.java import (chunk_bounds, meteor_process_count, meteor_score,
+                                     start_meteor)
 
 
 def test_chunks_are_contiguous_and_cover_everything():
@@ -27,7 +28,8 @@ def test_process_count_setting_environment_and_cores(monkeypatch):
     monkeypatch.setattr(java_tools, "METEOR_PROCESSES", None)
     monkeypatch.delenv(java_tools.METEOR_PROCESSES_ENV, raising=False)
     automatic = meteor_process_count()
-    assert 1 <= automatic <= min(len(os.sched_getaffinity(0)), java_tools.METEOR_MAX_PROCESSES)
+    assert 1 <= automatic <= max(1, min(len(os.sched_getaffinity(0)) // 2,
+                                        java_tools.METEOR_MAX_PROCESSES))
     monkeypatch.setenv(java_tools.METEOR_PROCESSES_ENV, "3")
     assert meteor_process_count() == 3
     monkeypatch.setattr(java_tools, "METEOR_PROCESSES", 1)  # the module setting wins
@@ -44,7 +46,7 @@ def test_automatic_count_uses_idle_cores_only(monkeypatch):
     monkeypatch.delenv(java_tools.METEOR_PROCESSES_ENV, raising=False)
     monkeypatch.setattr(java_tools.os, "sched_getaffinity", lambda pid: set(range(16)))
     monkeypatch.setattr(java_tools, "_memory_allows", lambda: 10)
-    for load, want in ((0.3, 4), (13.0, 4), (14.5, 2), (15.2, 1), (40.0, 1)):
+    for load, want in ((0.3, 4), (7.5, 4), (11.5, 2), (13.2, 1), (40.0, 1)):
         monkeypatch.setattr(java_tools.os, "getloadavg", lambda load=load: (load, 0.0, 0.0))
         assert meteor_process_count() == want, load
     monkeypatch.setattr(java_tools, "_memory_allows", lambda: 1)  # memory for one JVM only
@@ -81,8 +83,13 @@ def test_three_processes_score_like_one_and_recover(java, msrvtt_held_out, fresh
                                                     monkeypatch):
     hypotheses, references = msrvtt_held_out
     monkeypatch.setattr(java_tools, "METEOR_PROCESSES", 1)
+    with java_tools._meteor_lock:  # a call in progress: starting one more would wait; it does not
+        start_meteor()
+    assert java_tools._meteor is None
+    start_meteor()  # returns at once; the scoring below uses this process
+    started = java_tools._meteor.proc.pid
     alone = meteor_score(hypotheses, references)
-    assert java_tools._helpers == []
+    assert java_tools._helpers == [] and _pids() == [started]
 
     monkeypatch.setattr(java_tools, "METEOR_PROCESSES", 3)
     shared = meteor_score(hypotheses, references)

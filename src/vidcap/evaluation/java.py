@@ -59,8 +59,9 @@ set, else the automatic choice of `meteor_process_count`. 1 keeps a single proce
 coco-caption's 2 GB heap)."""
 METEOR_PROCESSES_ENV = "VIDCAP_METEOR_PROCESSES"
 METEOR_MAX_PROCESSES = 4
-"""Cap of the automatic choice: each process costs about 9 s of CPU to start (loading the
-paraphrase table) and about 1 GB of memory; past 4 the start-up outweighs the shorter scoring."""
+"""Cap of the automatic choice: each process costs about 12 s of CPU to start (loading the
+paraphrase table), its own JIT compilation and about 1 GB of memory; past 4 these outweigh the
+shorter scoring of a test split."""
 METEOR_SEGMENTS_PER_PROCESS = 500
 """A set is split only into chunks of at least this many segments (about 2 s of one process's
 work): validation-sized sets keep to one process and never start the others."""
@@ -281,6 +282,19 @@ def close_meteor(timeout: float = 5.0) -> None:
 atexit.register(close_meteor)
 
 
+def start_meteor() -> None:
+    """Start the first METEOR process now, unless one runs: it loads its paraphrase table (seconds)
+    while the caller cleans and tokenizes. Returns at once; does nothing while a call runs."""
+    global _meteor
+    if not _meteor_lock.acquire(blocking=False):
+        return
+    try:
+        if _meteor is None or _meteor.proc.poll() is not None:
+            _meteor = _start(meteor_process_count())
+    finally:
+        _meteor_lock.release()
+
+
 def kill_meteor() -> None:
     """Kill the METEOR processes now, without waiting for a call in progress: that call then fails
     at once (and the next one starts fresh processes). For a caller interrupted while METEOR runs
@@ -291,14 +305,17 @@ def kill_meteor() -> None:
 
 def meteor_process_count() -> int:
     """How many METEOR processes may score one set: `METEOR_PROCESSES` when set, else
-    `$VIDCAP_METEOR_PROCESSES`, else the usable cores (`os.sched_getaffinity`) as far as they are
-    idle (one process, plus one per core the 1-minute load average leaves idle), at most
+    `$VIDCAP_METEOR_PROCESSES`, else one per two idle usable cores (cores in
+    `os.sched_getaffinity` less the 1-minute load average), at least one, at most
     `METEOR_MAX_PROCESSES` and as many as free memory holds.
 
-    Why the load: each extra process costs about 9 s of CPU to start (loading METEOR's paraphrase
-    table) and saves wall time only on a core that would otherwise idle. On 2 cores shared with
-    other jobs (load average 11-14), scoring MSR-VTT's test split with 2 processes used 58 s of CPU
-    and 136 s of wall time, against 37 s and 86 s with one (BENCHMARKS.md)."""
+    Why two cores each: a METEOR process keeps more than one core busy. Measured per thread on
+    MSR-VTT's test split, its start took 8.8 s of CPU on the main thread plus 3 s in garbage
+    collection and JIT compilation, and its scoring 12.1 s on the main thread plus 7.8 s in the JIT
+    compiler's threads; every extra process pays the start and the compilation again. So on 2
+    cores a second process cannot shorten the wall time, and on 2 cores shared with other jobs
+    (load average 9-13) 2 processes took 54-64 s of CPU and 0.7-1.0x plain pycocoevalcap's wall
+    time, against 36-41 s and 1.2-1.7x with one (BENCHMARKS.md)."""
     if METEOR_PROCESSES is not None:
         if not isinstance(METEOR_PROCESSES, int) or METEOR_PROCESSES < 1:
             raise MetricsError(f"vidcap.evaluation.java.METEOR_PROCESSES must be a positive "
@@ -313,7 +330,7 @@ def meteor_process_count() -> int:
         return int(setting)
     cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
              else os.cpu_count() or 1)
-    return max(1, min(cores, METEOR_MAX_PROCESSES, _memory_allows(), 1 + _idle_cores(cores)))
+    return max(1, min(METEOR_MAX_PROCESSES, _memory_allows(), _idle_cores(cores) // 2))
 
 
 def _idle_cores(cores: int) -> int:
@@ -340,18 +357,21 @@ def chunk_bounds(size: int, chunks: int) -> list[tuple[int, int]]:
     return [(i * size // chunks, (i + 1) * size // chunks) for i in range(chunks)]
 
 
+def _start(configured: int) -> _MeteorProcess:
+    """A new METEOR process, with coco-caption's heap when one process is `configured`."""
+    process = _MeteorProcess(METEOR_HEAP if configured == 1 else METEOR_SHARED_HEAP)
+    log.debug("METEOR process started (pid %d)", process.proc.pid)
+    return process
+
+
 def _processes(count: int, configured: int) -> list[_MeteorProcess]:
-    """`count` live METEOR processes (the first one first), starting the missing ones together;
-    the heap of new ones is coco-caption's when one process is `configured`, else smaller."""
+    """`count` live METEOR processes (the first one first), starting the missing ones together."""
     global _meteor
-    heap = METEOR_HEAP if configured == 1 else METEOR_SHARED_HEAP
     if _meteor is None or _meteor.proc.poll() is not None:
-        _meteor = _MeteorProcess(heap)
-        log.debug("METEOR process started (pid %d)", _meteor.proc.pid)
+        _meteor = _start(configured)
     _helpers[:] = [p for p in _helpers if p.proc.poll() is None]
     while len(_helpers) < count - 1:
-        _helpers.append(_MeteorProcess(heap))
-        log.debug("METEOR process started (pid %d)", _helpers[-1].proc.pid)
+        _helpers.append(_start(configured))
     return [_meteor, *_helpers[:count - 1]]
 
 
