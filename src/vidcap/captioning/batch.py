@@ -22,6 +22,7 @@ from vidcap.data.clips import ClipDataset, collate_samples
 from vidcap.data.manifest import VideoRecord
 from vidcap.distributed import gather_objects
 from vidcap.errors import VideoError
+from vidcap.runtime import autocast
 from vidcap.video import load_clip
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,9 @@ class CaptionResult:
 
 def caption_files(model: torch.nn.Module, paths: Sequence[Path], video_cfg: VideoConfig,
                   gen: GenerateConfig, *, device: str | torch.device = "cpu",
-                  ) -> Iterator[CaptionResult]:
-    """Caption `paths` in batches of `gen.batch_size`, yielding one result per path, in order."""
+                  precision: str = "fp32") -> Iterator[CaptionResult]:
+    """Caption `paths` in batches of `gen.batch_size`, yielding one result per path, in order;
+    the model runs under `precision` (fp32, bf16 or fp16: `vidcap.runtime.autocast`)."""
     for start in range(0, len(paths), gen.batch_size):
         chunk = paths[start:start + gen.batch_size]
         results = [CaptionResult(p) for p in chunk]
@@ -53,7 +55,7 @@ def caption_files(model: torch.nn.Module, paths: Sequence[Path], video_cfg: Vide
             except VideoError as err:
                 results[i].error = str(err)
         if clips:
-            with torch.no_grad():
+            with torch.no_grad(), autocast(precision, torch.device(device).type):
                 texts = model.generate(torch.stack(clips).to(device), gen)
             for i, text in zip(where, texts):
                 results[i].caption = text
@@ -63,8 +65,9 @@ def caption_files(model: torch.nn.Module, paths: Sequence[Path], video_cfg: Vide
 def caption_records(model: torch.nn.Module, records: Sequence[VideoRecord], cfg: Config, *,
                     gen: GenerateConfig | None = None, rank: int = 0, world_size: int = 1,
                     device: torch.device | str = "cpu", progress: bool = True,
-                    ) -> tuple[dict[str, str], list[tuple[str, str]]]:
-    """({video_id: caption}, [(video_id, error)]) over all `records`, gathered from every rank."""
+                    precision: str = "fp32") -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """({video_id: caption}, [(video_id, error)]) over all `records`, gathered from every rank;
+    the model runs under `precision` (fp32, bf16 or fp16: `vidcap.runtime.autocast`)."""
     gen = gen or cfg.generate
     shard = list(records)[rank::world_size]
     dataset = ClipDataset(shard, cfg.video, cache_dir=cfg.data.cache_dir, seed=cfg.train.seed)
@@ -76,7 +79,7 @@ def caption_records(model: torch.nn.Module, records: Sequence[VideoRecord], cfg:
     failed: list[tuple[str, str]] = []
     bar = tqdm(total=len(shard), desc="captioning", unit="video", leave=False,
                disable=None if (progress and rank == 0) else True)
-    with torch.no_grad():
+    with torch.no_grad(), autocast(precision, torch.device(device).type):
         for batch in loader:
             failed.extend(batch.failed)
             if len(batch):

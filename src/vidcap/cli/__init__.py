@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from vidcap import __version__
 from vidcap.cli import apps, caption, data, evaluate, train
+from vidcap.cli.common import apply_runtime_options
 from vidcap.errors import VidcapError
 
 log = logging.getLogger("vidcap")
@@ -46,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(message)s", stream=sys.stderr)
     try:
+        apply_runtime_options(args)  # torch threads set once, before any work
         return int(args.func(args) or 0)
     except VidcapError as err:
         print(f"vidcap: error: {err}", file=sys.stderr)

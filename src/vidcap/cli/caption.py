@@ -39,7 +39,8 @@ def _cmd_caption(args: argparse.Namespace) -> int:
     model = load_run(args.run, device=args.device, which=args.checkpoint)
     gen = run_generate_config(args.run, decode_overrides(args))
     failed, listing = 0, []
-    for result in caption_files(model, paths, model.video_cfg, gen, device=args.device):
+    for result in caption_files(model, paths, model.video_cfg, gen, device=args.device,
+                                precision=args.precision):
         if not result.ok:
             failed += 1
             print(f"vidcap: error: {result.error}", file=sys.stderr)
@@ -79,7 +80,7 @@ def _cmd_attention(args: argparse.Namespace) -> int:
 
     figure = render_attention(args.run, args.video, args.out, layer=args.layer,
                               method="rollout" if args.rollout else "mean", device=args.device,
-                              which=args.checkpoint)
+                              which=args.checkpoint, precision=args.precision)
     layout = figure.layout
     print(f"{figure.path}: {layout.width}x{layout.height} px, {len(figure.frame_indices)} frames "
           f"({' '.join(map(str, figure.frame_indices))}), block {figure.layer} "

@@ -33,7 +33,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     scores = evaluate_run(args.run, split=args.split, manifest=args.manifest,
                           gen_overrides=decode_overrides(args), which=args.checkpoint,
-                          device=args.device, limit=args.limit)
+                          device=args.device, limit=args.limit, precision=args.precision)
     print(scores_table(scores, f"{args.split}"))
     if "attributes" in scores:
         print(attributes_table(scores["attributes"]))

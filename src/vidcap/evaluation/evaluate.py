@@ -26,8 +26,10 @@ log = logging.getLogger(__name__)
 
 def evaluate_run(run_dir: str | Path, *, split: str = "test", manifest: str | Path | None = None,
                  gen_overrides: dict[str, Any] | None = None, which: str = "auto",
-                 device: str = "cpu", limit: int | None = None) -> dict[str, Any]:
-    """Caption a split with a saved run, write predictions-<split>.json and scores-<split>.json."""
+                 device: str = "cpu", limit: int | None = None,
+                 precision: str = "fp32") -> dict[str, Any]:
+    """Caption a split with a saved run (the model under `precision`: fp32, bf16 or fp16), write
+    predictions-<split>.json and scores-<split>.json."""
     layout = open_run(run_dir)
     cfg = read_config(layout)
     manifest = Path(manifest or cfg.data.manifest)
@@ -38,13 +40,15 @@ def evaluate_run(run_dir: str | Path, *, split: str = "test", manifest: str | Pa
         raise RunError(f"{manifest}: no videos in split {split!r}")
     gen = replace(cfg.generate, **(gen_overrides or {}))
     model = load_run(layout.root, device=device, which=which)
-    predictions, failed = caption_records(model, records, cfg, gen=gen, device=device)
+    predictions, failed = caption_records(model, records, cfg, gen=gen, device=device,
+                                          precision=precision)
     for video_id, reason in failed:
         log.warning("skipped %s: %s", video_id, reason)
     scores = score_predictions(predictions, records, attributes_file=attributes_beside(manifest))
     scores["videos"] = len(predictions)
     scores["failed"] = len(failed)
     scores["decode"] = asdict(gen)
+    scores["precision"] = precision
     write_json(layout.predictions(split), predictions)
     write_json(layout.scores(split), scores)
     return scores

@@ -19,10 +19,13 @@ from vidcap.models.weights import load_weights, read_weights
 from vidcap.runs.layout import RunLayout, open_run
 
 
-def write_config(run_dir: str | Path | RunLayout, cfg: Config) -> Path:
-    """Write the resolved config as the run's config.yaml (atomically)."""
+def write_config(run_dir: str | Path | RunLayout, cfg: Config, *, note: str = "") -> Path:
+    """Write the resolved config as the run's config.yaml (atomically). `note` goes first, as
+    YAML comment lines: what the settings became on the machine that ran them (e.g. what
+    `train.precision: auto` chose and why), which reading the config back ignores."""
     layout = run_dir if isinstance(run_dir, RunLayout) else RunLayout(Path(run_dir))
-    return write_text(layout.config, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    comment = "".join(f"# {line}\n" for line in note.splitlines())
+    return write_text(layout.config, comment + yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
 
 def read_config(run_dir: str | Path | RunLayout) -> Config:
@@ -32,13 +35,15 @@ def read_config(run_dir: str | Path | RunLayout) -> Config:
     return load_config(layout.config)
 
 
-def save_model(model: MFFCL, run_dir: str | Path | RunLayout, cfg: Config | None = None) -> None:
-    """Write the model's files and the config into a run directory (rank 0 only, in DDP).
-    Without `cfg`, the config is the model's own sections with defaults elsewhere."""
+def save_model(model: MFFCL, run_dir: str | Path | RunLayout, cfg: Config | None = None, *,
+               note: str = "") -> None:
+    """Write the model's files and the config (headed by `note`, see `write_config`) into a run
+    directory (rank 0 only, in DDP). Without `cfg`, the config is the model's own sections with
+    defaults elsewhere."""
     layout = run_dir if isinstance(run_dir, RunLayout) else RunLayout(Path(run_dir))
     layout.root.mkdir(parents=True, exist_ok=True)
     model.save(layout.model_files())
-    write_config(layout, cfg or Config(video=model.video_cfg, model=model.cfg))
+    write_config(layout, cfg or Config(video=model.video_cfg, model=model.cfg), note=note)
 
 
 def load_model(run_dir: str | Path | RunLayout, *, device: str | torch.device = "cpu",

@@ -35,7 +35,8 @@ from vidcap.runs.checkpoints import CheckpointManager
 from vidcap.runs.layout import RunLayout
 from vidcap.runs.records import MetricsLog, plot_curves
 from vidcap.runs.store import load_model, read_config, save_model
-from vidcap.training.precision import autocast
+from vidcap.runtime import emulated_bf16
+from vidcap.training.precision import autocast, training_precision
 from vidcap.training.stage import StageSetup, never_trained, setup_stage
 from vidcap.training.state import TrainState, rng_state
 from vidcap.training.validation import Validator
@@ -81,11 +82,14 @@ class Trainer:
             cfg = read_config(self.layout)
             log.info("resuming from %s", latest)
         self.cfg = cfg
+        self.precision, self.precision_reason = training_precision(cfg.train.precision,
+                                                                   info.device)
         self.train_records, val_records = self._records()
         self.metrics = MetricsLog(run_dir, enabled=info.is_main_process)
         self.validator = Validator(cfg, val_records, info, attributes_beside(cfg.data.manifest),
-                                   self.metrics, self.checkpoints)
+                                   self.metrics, self.checkpoints, self.precision)
         self.model, self.state, self.trainer_state = self._model_and_state(latest)
+        self._record_runtime()
 
     # -- set-up ---------------------------------------------------------------------------------
 
@@ -119,7 +123,8 @@ class Trainer:
         if latest is None and self.info.is_main_process:
             torch.manual_seed(cfg.train.seed)
             captions = [c for r in self.train_records for c in r.captions]
-            save_model(MFFCL.build(cfg.model, cfg.video, captions=captions), self.layout, cfg)
+            save_model(MFFCL.build(cfg.model, cfg.video, captions=captions), self.layout, cfg,
+                       note=self._runtime_note())
         barrier()
         # every rank (and a resumed run) starts from the same saved files
         model = load_model(self.layout, device="cpu")
@@ -132,6 +137,26 @@ class Trainer:
         torch.manual_seed(cfg.train.seed + self.info.rank)
         return model.to(self.info.device), state, trainer_state
 
+    def _runtime_note(self) -> str:
+        """The head of config.yaml: what `train.precision` became on this machine, and why."""
+        return (f"train.precision: {self.cfg.train.precision} ran as {self.precision} on "
+                f"{self.info.device}: {self.precision_reason}.\n"
+                "(written by vidcap train; each session's choice and torch threads are a "
+                "`runtime` line of metrics.jsonl)")
+
+    def _record_runtime(self) -> None:
+        """Say how this session computes: in the log and as a `runtime` line of metrics.jsonl."""
+        threads = torch.get_num_threads()
+        emulated = emulated_bf16(self.precision, self.info.device)
+        log.log(logging.WARNING if emulated else logging.INFO, "precision %s (train.precision %s; %s), %d torch thread(s) on %s",
+                 self.precision, self.cfg.train.precision, self.precision_reason, threads,
+                 self.info.device)
+        self.metrics.write(event="runtime", stage_index=self.state.stage_index,
+                           step=self.state.step, precision=self.precision,
+                           requested=self.cfg.train.precision, reason=self.precision_reason,
+                           device=str(self.info.device), threads=threads,
+                           processes=self.info.world_size)
+
     # -- the run --------------------------------------------------------------------------------
 
     def run(self) -> Path:
@@ -142,7 +167,7 @@ class Trainer:
                                  epoch=0, position=0)
             self.trainer_state = None
         if self.info.is_main_process:
-            save_model(self.model, self.layout, self.cfg)
+            save_model(self.model, self.layout, self.cfg, note=self._runtime_note())
             self.checkpoints.save_final_state({"state": asdict(self.state)})
             plot_curves(self.layout.root, metric=self.cfg.train.eval_metric)
             if self.state.skipped:
@@ -156,7 +181,7 @@ class Trainer:
         if self.state.step >= stage.steps:
             return
         setup = setup_stage(self.model, self.cfg, name, self.info, self.train_records,
-                            self.state.stage_index, self.trainer_state)
+                            self.state.stage_index, self.trainer_state, self.precision)
         bar = tqdm(total=stage.steps, initial=self.state.step, desc=name, unit="step",
                    disable=None if self.info.is_main_process else True, dynamic_ncols=True)
         window = LossWindow()
@@ -224,7 +249,7 @@ class Trainer:
             last = i == len(group) - 1
             sync = contextlib.nullcontext() if last or not info.is_distributed \
                 else setup.objective.no_sync()
-            with sync, autocast(cfg.train.precision, info.device.type):
+            with sync, autocast(self.precision, info.device.type):
                 loss = setup.objective(batch.pixels.to(info.device, non_blocking=True), text)
             setup.scaler.scale(loss / len(group)).backward()
             losses.append(float(loss.detach()))

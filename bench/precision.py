@@ -1,0 +1,154 @@
+"""Precision: shapes-tiny align steps, caption steps and greedy generation in fp32 and bf16, with
+the CPU's native bf16 and as an AVX2 machine runs them (`ATEN_CPU_CAPABILITY=avx2
+ONEDNN_MAX_CPU_ISA=AVX2`, plus `MKL_ENABLE_INSTRUCTIONS=AVX2` so that fp32 matrix products are
+capped too), and what `precision: auto` chooses in each.
+
+    .venv/bin/python bench/precision.py [--steps 5] [--repeats 3] [--threads 1] [--modes native,avx2]
+
+Each mode runs in its own process (the variables must be set before torch loads). Inside it, the
+model (random weights, the preset's sizes) and a fixed random batch are built once; then fp32
+and bf16 blocks of `--steps` optimiser steps (forward, backward, clipping, AdamW, as the trainer
+runs them; the frozen text encoder's cached outputs are random stand-ins) alternate `--repeats`
+times, so load on a shared machine hits both alike; the median block is reported. Data loading
+is left out (the demo reads frames from its cache after the first epoch). Generation: greedy
+captions of the caption batch, every caption `max_new_tokens` long.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+MODES = {
+    "native": {},
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+             "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
+}
+CAPS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA",
+        "MKL_ENABLE_INSTRUCTIONS")
+CAPTIONS = [f"a {c} {s} moves {d}" for c in ("red", "green", "blue", "white")
+            for s in ("circle", "square", "triangle") for d in ("left", "right", "up", "down")]
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """In this process: per-step seconds of each stage and per-batch generation, fp32 and bf16."""
+    import torch
+
+    from vidcap import runtime
+    from vidcap.config import load_config
+    from vidcap.models.mffcl import MFFCL
+    from vidcap.training.optim import build_optimizer
+
+    torch.set_num_threads(args.threads)
+    cfg = load_config("shapes-tiny", args.set)
+    torch.manual_seed(0)
+    model = MFFCL.build(cfg.model, cfg.video, captions=CAPTIONS, with_text_encoder=False)
+    size, frames = cfg.video.image_size, cfg.video.num_frames
+    rows: dict = {"capability": runtime.cpu_capability(),
+                  "auto": runtime.resolve_precision("auto", "cpu"), "threads": args.threads}
+    for stage in ("align", "caption"):
+        batch = getattr(cfg.train, stage).batch_size
+        pixels = torch.randn(batch, frames, 3, size, size)
+        text = torch.randn(batch, 384) if stage == "align" else \
+            [CAPTIONS[i % len(CAPTIONS)] for i in range(batch)]
+        model.train()
+        model.set_trainable(getattr(cfg.train, stage).trainable)
+        optimizer = build_optimizer(model, getattr(cfg.train, stage), cfg.train)
+        params = [p for p in model.parameters() if p.requires_grad]
+
+        def block(precision: str, steps: int) -> float:
+            start = time.perf_counter()
+            for _ in range(steps):
+                with runtime.autocast(precision, "cpu"):
+                    loss = (model.align_loss(pixels, text) if stage == "align"
+                            else model.caption_loss(pixels, text))
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            return (time.perf_counter() - start) / steps
+
+        rows[stage] = interleaved(block, args)
+    model.eval()
+    gen_pixels = torch.randn(cfg.train.caption.batch_size, frames, 3, size, size)
+    tokens = cfg.generate.max_new_tokens
+
+    def generate(precision: str, repeats: int) -> float:
+        start = time.perf_counter()
+        for _ in range(repeats):
+            with runtime.autocast(precision, "cpu"):
+                model.generate(gen_pixels, cfg.generate, strategy="greedy",
+                               min_new_tokens=tokens, batch_size=len(gen_pixels))
+        return (time.perf_counter() - start) / repeats
+
+    rows["generate"] = interleaved(generate, args)
+    return rows
+
+
+def interleaved(block, args: argparse.Namespace) -> dict[str, float]:
+    """Median seconds of `block(precision, steps)` over repeats, fp32 and bf16 alternating
+    (after one warm-up step of each)."""
+    times: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    for precision in times:
+        block(precision, 1)
+    for _ in range(args.repeats):
+        for precision in times:
+            times[precision].append(block(precision, args.steps))
+    return {p: statistics.median(t) for p, t in times.items()}
+
+
+def run_mode(mode: str, args: argparse.Namespace) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in CAPS}
+    env.update(MODES[mode])
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    command = [sys.executable, __file__, "--child", "--steps", str(args.steps),
+               "--repeats", str(args.repeats), "--threads", str(args.threads)]
+    for item in args.set:
+        command += ["--set", item]
+    out = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def report(results: dict[str, dict], args: argparse.Namespace) -> str:
+    base = results.get("native", next(iter(results.values())))
+    lines = [f"machine: {platform.machine()}, {os.cpu_count()} logical CPUs, load average "
+             f"{os.getloadavg()[0]:.1f}; {args.threads} torch thread(s); {args.steps} steps per "
+             f"block, median of {args.repeats} blocks", "",
+             "| mode | capability | auto chooses | stage | fp32 s | bf16 s | bf16 / fp32 "
+             "| fp32 / native fp32 |", "|---|---|---|---|---|---|---|---|"]
+    for mode, rows in results.items():
+        for stage in ("align", "caption", "generate"):
+            fp32, bf16 = rows[stage]["fp32"], rows[stage]["bf16"]
+            lines.append(f"| {mode} | {rows['capability']} | {rows['auto'][0]} | {stage} "
+                         f"| {fp32:.3f} | {bf16:.3f} | {bf16 / fp32:.2f}x "
+                         f"| {fp32 / base[stage]['fp32']:.2f}x |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--modes", default="native,avx2")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting of shapes-tiny (e.g. train.align.batch_size=32)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(measure(args)))
+        return
+    results = {mode: run_mode(mode, args) for mode in args.modes.split(",")}
+    print(report(results, args))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    main()
