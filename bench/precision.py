@@ -3,15 +3,17 @@ the CPU's native bf16 and as an AVX2 machine runs them (`ATEN_CPU_CAPABILITY=avx
 ONEDNN_MAX_CPU_ISA=AVX2`, plus `MKL_ENABLE_INSTRUCTIONS=AVX2` so that fp32 matrix products are
 capped too), and what `precision: auto` chooses in each.
 
-    .venv/bin/python bench/precision.py [--steps 5] [--repeats 3] [--threads 1] [--modes native,avx2]
+    .venv/bin/python bench/precision.py [--steps 4] [--repeats 2] [--rounds 3] [--threads 1]
+                                        [--modes native,avx2] [--set KEY=VALUE ...]
 
-Each mode runs in its own process (the variables must be set before torch loads). Inside it, the
-model (random weights, the preset's sizes) and a fixed random batch are built once; then fp32
-and bf16 blocks of `--steps` optimiser steps (forward, backward, clipping, AdamW, as the trainer
-runs them; the frozen text encoder's cached outputs are random stand-ins) alternate `--repeats`
-times, so load on a shared machine hits both alike; the median block is reported. Data loading
-is left out (the demo reads frames from its cache after the first epoch). Generation: greedy
-captions of the caption batch, every caption `max_new_tokens` long.
+Each mode runs in its own processes (the variables must be set before torch loads), the modes
+alternating `--rounds` times so that load on a shared machine hits them alike. Inside a process,
+the model (random weights, the preset's sizes) and a fixed random batch are built once; then
+fp32 and bf16 blocks of `--steps` optimiser steps (forward, backward, clipping, AdamW, as the
+trainer runs them; the frozen text encoder's cached outputs are random stand-ins) alternate
+`--repeats` times. Reported: the median block over all rounds, seconds per step. Data loading is
+left out (the demo reads frames from its cache after the first epoch). Generation: greedy
+captions of one caption-stage batch, every caption `max_new_tokens` long, seconds per batch.
 """
 
 from __future__ import annotations
@@ -92,16 +94,32 @@ def measure(args: argparse.Namespace) -> dict:
     return rows
 
 
-def interleaved(block, args: argparse.Namespace) -> dict[str, float]:
-    """Median seconds of `block(precision, steps)` over repeats, fp32 and bf16 alternating
-    (after one warm-up step of each)."""
+def interleaved(block, args: argparse.Namespace) -> dict[str, list[float]]:
+    """Seconds of `block(precision, steps)` per repeat, fp32 and bf16 alternating (after one
+    warm-up step of each)."""
     times: dict[str, list[float]] = {"fp32": [], "bf16": []}
     for precision in times:
         block(precision, 1)
     for _ in range(args.repeats):
         for precision in times:
             times[precision].append(block(precision, args.steps))
-    return {p: statistics.median(t) for p, t in times.items()}
+    return times
+
+
+def run_rounds(args: argparse.Namespace) -> dict[str, dict]:
+    """Every mode's rows, the processes of the modes alternating; medians over all blocks."""
+    results: dict[str, dict] = {}
+    for _ in range(args.rounds):
+        for mode in args.modes.split(","):
+            rows = run_mode(mode, args)
+            merged = results.setdefault(mode, {k: rows[k] for k in ("capability", "auto")})
+            for stage in ("align", "caption", "generate"):
+                for precision, times in rows[stage].items():
+                    merged.setdefault(stage, {}).setdefault(precision, []).extend(times)
+    for rows in results.values():
+        for stage in ("align", "caption", "generate"):
+            rows[stage] = {p: statistics.median(t) for p, t in rows[stage].items()}
+    return results
 
 
 def run_mode(mode: str, args: argparse.Namespace) -> dict:
@@ -119,8 +137,10 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict:
 def report(results: dict[str, dict], args: argparse.Namespace) -> str:
     base = results.get("native", next(iter(results.values())))
     lines = [f"machine: {platform.machine()}, {os.cpu_count()} logical CPUs, load average "
-             f"{os.getloadavg()[0]:.1f}; {args.threads} torch thread(s); {args.steps} steps per "
-             f"block, median of {args.repeats} blocks", "",
+             f"{os.getloadavg()[0]:.1f} at the end; {args.threads} torch thread(s); "
+             f"{args.steps} steps per block, median of {args.repeats * args.rounds} blocks "
+             f"({args.rounds} processes per mode); settings: {' '.join(args.set) or 'preset'}",
+             "",
              "| mode | capability | auto chooses | stage | fp32 s | bf16 s | bf16 / fp32 "
              "| fp32 / native fp32 |", "|---|---|---|---|---|---|---|---|"]
     for mode, rows in results.items():
@@ -134,8 +154,9 @@ def report(results: dict[str, dict], args: argparse.Namespace) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--modes", default="native,avx2")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -145,8 +166,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure(args)))
         return
-    results = {mode: run_mode(mode, args) for mode in args.modes.split(",")}
-    print(report(results, args))
+    print(report(run_rounds(args), args))
 
 
 if __name__ == "__main__":

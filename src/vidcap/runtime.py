@@ -18,10 +18,12 @@ hardware computes it natively, fp32 elsewhere:
 it to this machine. `autocast` turns a chosen precision into the context the model runs under.
 
 Threads. torch's intra-op threads are set once, by the command line, before work starts
-(`set_threads`); library functions use what they are given. The default is the physical cores
-this process may run on (`physical_cores`: hyper-threads and cores outside the affinity mask or
-the cgroup's CPU quota do not count), divided among processes that run side by side (ablation
-jobs); DataLoader workers run one thread each (PyTorch sets that).
+(`set_threads`); library functions use what they are given. The default is `OMP_NUM_THREADS`
+when set, else the physical cores this process may run on (`physical_cores`: hyper-threads, which
+give torch nothing, and cores outside the affinity mask or the cgroup's CPU quota do not count),
+divided among processes that run side by side (ablation jobs, torchrun's processes on one
+machine); DataLoader workers run one thread each (PyTorch sets that), and so does nothing else
+need: METEOR's Java process works while torch waits.
 
 This module sits with the other low-level helpers (below the model, the data and captioning, which
 all run under its decisions) and imports torch only inside the functions that need it, so the
