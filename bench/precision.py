@@ -4,7 +4,8 @@ ONEDNN_MAX_CPU_ISA=AVX2`, plus `MKL_ENABLE_INSTRUCTIONS=AVX2` so that fp32 matri
 capped too), and what `precision: auto` chooses in each.
 
     .venv/bin/python bench/precision.py [--steps 4] [--repeats 2] [--rounds 3] [--threads 1]
-                                        [--modes native,avx2] [--set KEY=VALUE ...]
+                                        [--modes native,avx2] [--align-batches 64,32]
+                                        [--set KEY=VALUE ...]
 
 Each mode runs in its own processes (the variables must be set before torch loads), the modes
 alternating `--rounds` times so that load on a shared machine hits them alike. Inside a process,
@@ -46,39 +47,22 @@ def measure(args: argparse.Namespace) -> dict:
     from vidcap import runtime
     from vidcap.config import load_config
     from vidcap.models.mffcl import MFFCL
-    from vidcap.training.optim import build_optimizer
 
     torch.set_num_threads(args.threads)
     cfg = load_config("shapes-tiny", args.set)
     torch.manual_seed(0)
     model = MFFCL.build(cfg.model, cfg.video, captions=CAPTIONS, with_text_encoder=False)
-    size, frames = cfg.video.image_size, cfg.video.num_frames
     rows: dict = {"capability": runtime.cpu_capability(),
-                  "auto": runtime.resolve_precision("auto", "cpu"), "threads": args.threads}
-    for stage in ("align", "caption"):
-        batch = getattr(cfg.train, stage).batch_size
-        pixels = torch.randn(batch, frames, 3, size, size)
-        text = torch.randn(batch, 384) if stage == "align" else \
-            [CAPTIONS[i % len(CAPTIONS)] for i in range(batch)]
-        model.train()
-        model.set_trainable(getattr(cfg.train, stage).trainable)
-        optimizer = build_optimizer(model, getattr(cfg.train, stage), cfg.train)
-        params = [p for p in model.parameters() if p.requires_grad]
-
-        def block(precision: str, steps: int) -> float:
-            start = time.perf_counter()
-            for _ in range(steps):
-                with runtime.autocast(precision, "cpu"):
-                    loss = (model.align_loss(pixels, text) if stage == "align"
-                            else model.caption_loss(pixels, text))
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            return (time.perf_counter() - start) / steps
-
-        rows[stage] = interleaved(block, args)
+                  "auto": runtime.resolve_precision("auto", "cpu"), "threads": args.threads,
+                  "stages": {}}
+    batches = [int(b) for b in args.align_batches.split(",")] if args.align_batches else \
+        [cfg.train.align.batch_size]
+    plan = [("align", b) for b in batches] + [("caption", cfg.train.caption.batch_size)]
+    for stage, batch in plan:
+        rows["stages"][f"{stage}, batch {batch}"] = interleaved(
+            step_block(model, cfg, stage, batch), args)
     model.eval()
+    size, frames = cfg.video.image_size, cfg.video.num_frames
     gen_pixels = torch.randn(cfg.train.caption.batch_size, frames, 3, size, size)
     tokens = cfg.generate.max_new_tokens
 
@@ -90,8 +74,39 @@ def measure(args: argparse.Namespace) -> dict:
                                min_new_tokens=tokens, batch_size=len(gen_pixels))
         return (time.perf_counter() - start) / repeats
 
-    rows["generate"] = interleaved(generate, args)
+    rows["stages"][f"generate, batch {len(gen_pixels)}"] = interleaved(generate, args)
     return rows
+
+
+def step_block(model, cfg, stage: str, batch: int):
+    """block(precision, steps) -> seconds per optimiser step of `stage` at `batch` clips."""
+    import torch
+
+    from vidcap import runtime
+    from vidcap.training.optim import build_optimizer
+
+    size, frames = cfg.video.image_size, cfg.video.num_frames
+    pixels = torch.randn(batch, frames, 3, size, size)
+    text = torch.randn(batch, 384) if stage == "align" else \
+        [CAPTIONS[i % len(CAPTIONS)] for i in range(batch)]
+    model.train()
+    model.set_trainable(getattr(cfg.train, stage).trainable)
+    optimizer = build_optimizer(model, getattr(cfg.train, stage), cfg.train)
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def block(precision: str, steps: int) -> float:
+        start = time.perf_counter()
+        for _ in range(steps):
+            with runtime.autocast(precision, "cpu"):
+                loss = (model.align_loss(pixels, text) if stage == "align"
+                        else model.caption_loss(pixels, text))
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        return (time.perf_counter() - start) / steps
+
+    return block
 
 
 def interleaved(block, args: argparse.Namespace) -> dict[str, list[float]]:
@@ -112,13 +127,14 @@ def run_rounds(args: argparse.Namespace) -> dict[str, dict]:
     for _ in range(args.rounds):
         for mode in args.modes.split(","):
             rows = run_mode(mode, args)
-            merged = results.setdefault(mode, {k: rows[k] for k in ("capability", "auto")})
-            for stage in ("align", "caption", "generate"):
-                for precision, times in rows[stage].items():
-                    merged.setdefault(stage, {}).setdefault(precision, []).extend(times)
+            merged = results.setdefault(mode, {"capability": rows["capability"],
+                                               "auto": rows["auto"], "stages": {}})
+            for stage, by_precision in rows["stages"].items():
+                for precision, times in by_precision.items():
+                    merged["stages"].setdefault(stage, {}).setdefault(precision, []).extend(times)
     for rows in results.values():
-        for stage in ("align", "caption", "generate"):
-            rows[stage] = {p: statistics.median(t) for p, t in rows[stage].items()}
+        rows["stages"] = {stage: {p: statistics.median(t) for p, t in by_precision.items()}
+                          for stage, by_precision in rows["stages"].items()}
     return results
 
 
@@ -127,7 +143,8 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict:
     env.update(MODES[mode])
     env.setdefault("HF_HUB_OFFLINE", "1")
     command = [sys.executable, __file__, "--child", "--steps", str(args.steps),
-               "--repeats", str(args.repeats), "--threads", str(args.threads)]
+               "--repeats", str(args.repeats), "--threads", str(args.threads),
+               "--align-batches", args.align_batches]
     for item in args.set:
         command += ["--set", item]
     out = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
@@ -144,11 +161,11 @@ def report(results: dict[str, dict], args: argparse.Namespace) -> str:
              "| mode | capability | auto chooses | stage | fp32 s | bf16 s | bf16 / fp32 "
              "| fp32 / native fp32 |", "|---|---|---|---|---|---|---|---|"]
     for mode, rows in results.items():
-        for stage in ("align", "caption", "generate"):
-            fp32, bf16 = rows[stage]["fp32"], rows[stage]["bf16"]
+        for stage, times in rows["stages"].items():
+            fp32, bf16 = times["fp32"], times["bf16"]
             lines.append(f"| {mode} | {rows['capability']} | {rows['auto'][0]} | {stage} "
                          f"| {fp32:.3f} | {bf16:.3f} | {bf16 / fp32:.2f}x "
-                         f"| {fp32 / base[stage]['fp32']:.2f}x |")
+                         f"| {fp32 / base['stages'][stage]['fp32']:.2f}x |")
     return "\n".join(lines)
 
 
@@ -159,6 +176,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--modes", default="native,avx2")
+    parser.add_argument("--align-batches", default="", metavar="B1,B2",
+                        help="align-stage batch sizes to time (default: the preset's)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting of shapes-tiny (e.g. train.align.batch_size=32)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
