@@ -162,3 +162,12 @@ def test_set_threads_sets_torch(monkeypatch):
     assert runtime.set_threads() == 1 and torch.get_num_threads() == 1
     with pytest.raises(ValueError):
         runtime.set_threads(0)
+
+
+def test_openmp_threads_wait_passively_unless_the_user_chose(monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    runtime.passive_openmp_wait()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    runtime.passive_openmp_wait()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"

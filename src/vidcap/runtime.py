@@ -248,6 +248,15 @@ def cgroup_cpu_quota(root: Path = Path("/")) -> int | None:
     return max(1, math.ceil(int(quota) / max(1, int(period))))
 
 
+def passive_openmp_wait() -> None:
+    """Let PyTorch's OpenMP threads sleep, not spin, while they wait for each other (unless the
+    user chose: `OMP_WAIT_POLICY`). Read once, when torch loads, so call it before. A spinning
+    thread whose partner's core is taken by another process holds up every operation: on 2
+    shared cores, greedy captioning with 2 threads ran 10 times slower than with 1 thread when
+    spinning, and as fast as with 1 thread when passive (BENCHMARKS.md, Threads)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def default_threads(processes: int | None = None) -> int:
     """torch threads for one of `processes` side-by-side processes (None: the processes torchrun
     started on this machine, `LOCAL_WORLD_SIZE`, else 1): `OMP_NUM_THREADS` when the user set
