@@ -148,9 +148,10 @@ class Trainer:
         """Say how this session computes: in the log and as a `runtime` line of metrics.jsonl."""
         threads = torch.get_num_threads()
         emulated = emulated_bf16(self.precision, self.info.device)
-        log.log(logging.WARNING if emulated else logging.INFO, "precision %s (train.precision %s; %s), %d torch thread(s) on %s",
-                 self.precision, self.cfg.train.precision, self.precision_reason, threads,
-                 self.info.device)
+        log.log(logging.WARNING if emulated else logging.INFO,
+                "precision %s (train.precision %s; %s), %d torch thread(s) on %s",
+                self.precision, self.cfg.train.precision, self.precision_reason, threads,
+                self.info.device)
         self.metrics.write(event="runtime", stage_index=self.state.stage_index,
                            step=self.state.step, precision=self.precision,
                            requested=self.cfg.train.precision, reason=self.precision_reason,
