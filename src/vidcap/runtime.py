@@ -34,15 +34,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 """What a user may ask for (`train.precision`, `--precision`)."""
@@ -110,7 +107,7 @@ def choose_precision(requested: str, device_type: str, capability: Capability
 
 def resolve_precision(requested: str, device: Any = "cpu") -> tuple[str, str]:
     """`choose_precision` on this machine: `device` is a torch.device or its name."""
-    device_type = getattr(device, "type", str(device).split(":")[0])
+    device_type = _device_type(device)
     return choose_precision(requested, device_type, detect_capability(device_type))
 
 
@@ -118,9 +115,14 @@ def emulated_bf16(precision: str, device: Any = "cpu") -> bool:
     """Whether `precision` (a chosen one) is bf16 on a device that only emulates it."""
     if precision != "bf16":
         return False
-    device_type = getattr(device, "type", str(device).split(":")[0])
+    device_type = _device_type(device)
     capability = detect_capability(device_type)
     return not (capability.cuda_bf16 if device_type == "cuda" else capability.cpu_bf16)
+
+
+def _device_type(device: Any) -> str:
+    """`cpu` / `cuda` of a torch.device or a name such as `cuda:1`."""
+    return getattr(device, "type", None) or str(device).split(":")[0]
 
 
 def autocast(precision: str, device_type: str) -> contextlib.AbstractContextManager:
