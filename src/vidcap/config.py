@@ -311,8 +311,12 @@ class TrainConfig:
     """Clip the global gradient norm to this (0 disables)."""
     grad_accum: int = 1
     """Micro-batches accumulated per optimiser step."""
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    """Autocast: bf16 on CPU or GPU, fp16 (with a gradient scaler) on GPU only."""
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    """`auto`: bf16 autocast only where the hardware computes bf16 natively (a CUDA GPU with
+    bf16, a CPU with AMX or AVX512-BF16), fp32 elsewhere (emulated bf16 is many times slower);
+    `bf16` or `fp32` as asked; `fp16` autocast with a gradient scaler on CUDA only (fp32 on a
+    CPU). The run records what `auto` became and why (config.yaml's first lines, metrics.jsonl's
+    `runtime` line, the log): `vidcap.runtime.choose_precision`."""
     seed: int = 0
     """Seed of weights, data order and caption draws."""
     log_every: int = 10

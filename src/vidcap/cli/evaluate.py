@@ -61,7 +61,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         raise VidcapError("--segments, --window and --stride apply to --long")
     scores = evaluate_run(args.run, split=args.split, manifest=args.manifest,
                           gen_overrides=decode_overrides(args), which=args.checkpoint,
-                          device=args.device, limit=args.limit, workers=args.workers)
+                          device=args.device, limit=args.limit, workers=args.workers,
+                          precision=args.precision)
     if scores is None:  # not rank 0
         return 0
     print(scores_table(scores, f"{args.split}"))
@@ -104,7 +105,7 @@ def _evaluate_long(args: argparse.Namespace) -> int:
         raise VidcapError("--limit and --manifest do not apply to --long")
     scores = evaluate_long(args.run, args.long, request=segment_request(args),
                            gen_overrides=decode_overrides(args), which=args.checkpoint,
-                           device=args.device, workers=args.workers)
+                           device=args.device, workers=args.workers, precision=args.precision)
     if scores is None:
         return 0
     print(long_table(scores))

@@ -45,6 +45,8 @@ class Validator:
     """The Shapes attribute record beside the manifest, when there is one."""
     metrics: MetricsLog
     checkpoints: CheckpointManager
+    precision: str = "fp32"
+    """The precision training chose: validation captions under it."""
 
     def is_due(self, name: str, stage: StageConfig, step: int) -> bool:
         every = self.cfg.train.eval_every
@@ -102,7 +104,7 @@ class Validator:
         with torch.random.fork_rng(devices=[]):
             predictions, _ = caption_records(model, self.records, cfg, gen=gen, rank=info.rank,
                                              world_size=info.world_size, device=info.device,
-                                             progress=False)
+                                             progress=False, precision=self.precision)
         scores = None
         if predictions:  # rank 0 scores and writes; a failure there stops every process
             scores = on_main(lambda: self._score(model, state, name, predictions))
