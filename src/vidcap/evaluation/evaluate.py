@@ -35,7 +35,7 @@ from vidcap.evaluation.segments import (cue_cuts, cut_scores, read_long_truth,
                                         segment_attribute_accuracy)
 from vidcap.files import write_json
 from vidcap.runs.layout import RunLayout, open_run
-from vidcap.runs.store import clip_length, load_run, read_config
+from vidcap.runs.store import clip_length, load_run, read_config, weights_files
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,10 @@ def _setup(run_dir: str | Path, gen_overrides: dict[str, Any] | None, device: st
 
 
 def _weights_stamp(layout: RunLayout, which: str) -> str:
-    weights = layout.weights_for(which)
-    return f"{weights.relative_to(layout.root)}@{weights.stat().st_mtime_ns}"
+    """The weights files `load_run(which=...)` reads and their times: a log of other weights
+    is started again."""
+    return ";".join(f"{weights.relative_to(layout.root)}@{weights.stat().st_mtime_ns}"
+                    for weights in weights_files(layout, which))
 
 
 def _run_job(setup: _Setup, which: str, log_file: ResultsLog, make_source, ids: list[str],
