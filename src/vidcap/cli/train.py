@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vidcap.cli.common import Subparsers, add_overrides, add_take_over_lock
+from vidcap.cli.common import Subparsers, add_overrides, add_runtime_options, add_take_over_lock
 
 if TYPE_CHECKING:  # building the parser imports nothing heavy
     from vidcap.config import Config
@@ -30,6 +30,7 @@ def add_parsers(sub: Subparsers) -> None:
                    help="continue from the latest checkpoint, with the run's own config.yaml "
                         "(--set other than train.device is not applied, and a warning says so)")
     add_take_over_lock(p)
+    add_runtime_options(p, precision=False)  # precision: --set train.precision=...
     p.set_defaults(func=_cmd_train)
 
 
