@@ -202,9 +202,6 @@ def segment_request(args: argparse.Namespace) -> SegmentRequest:
     from vidcap.captioning.frames import SegmentRequest
     from vidcap.runs.store import clip_length, read_config
 
-    for option, value in (("--window", args.window), ("--stride", args.stride)):
-        if value is not None and not value > 0:  # NaN too
-            raise VidcapError(f"{option} must be a positive number of seconds, got {value:g}")
     length = None
     if args.segments == "auto" or (args.segments == "fixed" and args.window is None):
         length = clip_length(args.run, read_config(args.run).video)
