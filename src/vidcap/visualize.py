@@ -36,11 +36,16 @@ from torch import Tensor, nn
 
 from vidcap.config import GenerateConfig
 from vidcap.errors import RunError
+from vidcap.files import atomic_path
 from vidcap.models.encoder import record_attention
 from vidcap.runs.layout import open_run
 from vidcap.runs.store import load_run, read_config
 from vidcap.runtime import autocast
 from vidcap.video import ModelClip, read_clip
+
+FIGURE_SOFTWARE = "vidcap"
+"""The Software text of the PNG figures vidcap draws: how `vidcap attention --out` tells its own
+figure, which it may replace, from someone else's image."""
 
 log = logging.getLogger(__name__)
 
@@ -277,8 +282,9 @@ def plot_attention(frames: np.ndarray, maps: Tensor, caption: str, out: str | Pa
         figure.text((x0 + x1) / 2 / width, 1 - (y1 + 3) / height, text, ha="center", va="top",
                     fontsize=7, color="0.3")
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=dpi, facecolor="white")
+    metadata = {"Software": FIGURE_SOFTWARE} if out.suffix.lower() == ".png" else None
+    with atomic_path(out) as tmp:
+        figure.savefig(tmp, dpi=dpi, facecolor="white", metadata=metadata)
     return layout
 
 

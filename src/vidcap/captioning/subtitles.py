@@ -11,8 +11,9 @@ folder (mirroring the sub-folders of an input folder), named `<stem>.<ext>` as p
 (`a.mp4` -> `a.vtt`); when another video shares the stem (`a.avi` beside `a.mp4`) or the video
 itself has the subtitle's extension (a video named `movie.vtt`), the whole name is kept
 (`a.mp4.vtt`, `movie.vtt.vtt`), so distinct inputs never map to one name. Before writing, the
-target is checked: never a symbolic link (nothing is written through one), never something
-other than a regular file, never a file that looks like media (binary), never a file written for
+target is checked by `vidcap.files.check_output`, the rules of every output: never a symbolic
+link (nothing is written through one, nor over one), never something other than a regular file,
+never the video itself nor a file that looks like media (binary), never a file written for
 another input of this run, and never an existing file vidcap did not write unless `overwrite`
 (WebVTT files carry a `NOTE written by vidcap` line; SRT, JSON and text have no place for a mark,
 so an existing one is replaced only when it already holds exactly the new content, which leaves
@@ -23,22 +24,18 @@ from __future__ import annotations
 
 import json
 import os
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
 from vidcap.captioning.segments import Cue
-from vidcap.errors import VidcapError
-from vidcap.files import write_text
+from vidcap.files import OutputError, check_output, write_text
 from vidcap.video import VIDEO_EXTENSIONS
 
 SUBTITLE_FORMATS = {"vtt": ".vtt", "srt": ".srt", "json": ".json", "text": ".txt"}
 """Per-video file formats and their extensions."""
 VTT_MARK = "NOTE written by vidcap"
 EMPTY_CAPTION = "(no description)"
-
-
-class OutputError(VidcapError):
-    """A subtitle file cannot be written without destroying something."""
 
 
 def timestamp(seconds: float, separator: str = ".") -> str:
@@ -50,7 +47,22 @@ def timestamp(seconds: float, separator: str = ".") -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
 
 
-def _one_line(text: str) -> str:
+def safe_text(text: str) -> str:
+    """`text` that any file can hold: a lone surrogate (half of a character, or a byte a decoder
+    could not read) becomes U+FFFD. What JSON files hold."""
+    if not any(0xD800 <= ord(ch) <= 0xDFFF for ch in text):
+        return text
+    return "".join("\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in text)
+
+
+def caption_line(text: str) -> str:
+    """A caption as a cue of VTT, SRT or timestamped text holds it (the normalisation these
+    files make): `safe_text`, control characters (NUL, ESC, DEL, ...) dropped, every run of
+    white space or line breaks one space, no space at either end; nothing left ->
+    "(no description)". VTT then escapes `&`, `<` and `>` as `&amp;`, `&lt;`, `&gt;`."""
+    text = safe_text(text)
+    if any(unicodedata.category(ch) == "Cc" and not ch.isspace() for ch in text):
+        text = "".join(ch for ch in text if ch.isspace() or unicodedata.category(ch) != "Cc")
     return " ".join(text.split()) or EMPTY_CAPTION
 
 
@@ -58,7 +70,8 @@ def vtt_text(cues: Sequence[Cue]) -> str:
     """A WebVTT document, one numbered cue per caption (text escaped: `&`, `<`, `>`)."""
     blocks = ["WEBVTT", VTT_MARK]
     for number, cue in enumerate(cues, start=1):
-        text = _one_line(cue.text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        text = caption_line(cue.text)
+        text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
         blocks.append(f"{number}\n{timestamp(cue.start)} --> {timestamp(cue.end)}\n{text}")
     return "\n\n".join(blocks) + "\n"
 
@@ -66,12 +79,13 @@ def vtt_text(cues: Sequence[Cue]) -> str:
 def srt_text(cues: Sequence[Cue]) -> str:
     """A SubRip document, one numbered cue per caption."""
     return "".join(f"{n}\n{timestamp(c.start, ',')} --> {timestamp(c.end, ',')}\n"
-                   f"{_one_line(c.text)}\n\n" for n, c in enumerate(cues, start=1))
+                   f"{caption_line(c.text)}\n\n" for n, c in enumerate(cues, start=1))
 
 
 def cue_objects(cues: Sequence[Cue]) -> list[dict]:
-    """`[{start, end, caption}]`, seconds rounded to the microsecond."""
-    return [{"start": round(c.start, 6), "end": round(c.end, 6), "caption": c.text} for c in cues]
+    """`[{start, end, caption}]`, seconds rounded to the microsecond, captions `safe_text`."""
+    return [{"start": round(c.start, 6), "end": round(c.end, 6), "caption": safe_text(c.text)}
+            for c in cues]
 
 
 def json_text(cues: Sequence[Cue]) -> str:
@@ -81,7 +95,7 @@ def json_text(cues: Sequence[Cue]) -> str:
 
 def timed_text(cues: Sequence[Cue]) -> str:
     """One line per cue: `START --> END<TAB>caption`."""
-    return "".join(f"{timestamp(c.start)} --> {timestamp(c.end)}\t{_one_line(c.text)}\n"
+    return "".join(f"{timestamp(c.start)} --> {timestamp(c.end)}\t{caption_line(c.text)}\n"
                    for c in cues)
 
 
@@ -103,11 +117,6 @@ def _shares_stem(video: Path) -> bool:
     names = {stem} | {stem + ext for ext in VIDEO_EXTENSIONS} | \
         {stem + ext.upper() for ext in VIDEO_EXTENSIONS}
     return any((video.parent / name).exists() for name in names - {video.name})
-
-
-def _looks_binary(path: Path) -> bool:
-    with path.open("rb") as f:
-        return b"\x00" in f.read(4096)
 
 
 class SubtitleWriter:
@@ -161,22 +170,14 @@ class SubtitleWriter:
         return target
 
     def _is_unchanged(self, target: Path, video: Path, text: str) -> bool:
-        """Checks an existing target: True when it already holds `text`; OutputError when it
-        may not be replaced; False when it may."""
-        if target.is_symlink():
-            raise OutputError(f"{target}: is a symbolic link; vidcap does not write through "
-                              "links (remove it, or write elsewhere with --out)")
-        if not target.exists():
-            return False
-        if not target.is_file():
-            raise OutputError(f"{target}: exists and is not a regular file")
-        if os.path.samefile(target, video) or _looks_binary(target):
-            raise OutputError(f"{target}: exists and looks like media, not subtitles; "
-                              "not overwriting it")
-        existing = target.read_text(encoding="utf-8", errors="replace")
-        if existing == text:
-            return True
-        if self.overwrite or existing.startswith(f"WEBVTT\n\n{VTT_MARK}\n"):
-            return False
-        raise OutputError(f"{target}: exists and was not written by vidcap; not overwriting it "
-                          "(--overwrite replaces it)")
+        """Checks the target (`vidcap.files.check_output`: its own files are the VTT files with
+        vidcap's mark and files that already hold `text`): True when it already holds `text`;
+        OutputError when it may not be replaced; False when it may."""
+        def own(path: Path) -> bool:
+            with path.open("rb") as f:
+                head = f.read(len(text.encode("utf-8")) + 1)
+            existing = head.decode("utf-8", errors="replace")
+            return existing == text or existing.startswith(f"WEBVTT\n\n{VTT_MARK}\n")
+
+        check_output(target, inputs=[video], overwrite=self.overwrite, own=own)
+        return target.is_file() and target.read_bytes() == text.encode("utf-8")

@@ -2,10 +2,12 @@
 
 Each subcommand parses its arguments and calls a typed library function; the commands live in
 modules by area (`data`, `train`, `evaluate`, `caption`, `search`, `apps`), options and tables
-they share in `common`. Building the parser imports nothing heavy (no torch): each command imports
-what it needs when it runs. A `VidcapError` (bad input: a corrupt video, a missing file, a malformed
-annotation) is printed as one line and the exit status is 2; nothing else is caught, so real bugs
-keep their traceback.
+they share in `common`, the checks of output paths in `outputs`. Building the parser imports
+nothing heavy (no torch): each command imports what it needs when it runs. Every command runs
+inside one error boundary (`boundary.guarded`): an expected failure (a `VidcapError`: a corrupt
+video, a missing file, a malformed annotation; a file that cannot be read or written; no memory)
+is one line and exit status 2, a bug one line naming the file that holds its traceback and status
+70, Ctrl-C status 130, standard output closed by its reader status 141.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from collections.abc import Sequence
 
 from vidcap import __version__, runtime
 from vidcap.cli import apps, caption, data, evaluate, search, train
+from vidcap.cli.boundary import configure_stdout, guarded
 from vidcap.cli.common import apply_runtime_options
-from vidcap.errors import VidcapError
 
 log = logging.getLogger("vidcap")
 
@@ -39,7 +41,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command of `argv` (default: the process's arguments); its exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    restore = configure_stdout()
+    try:
+        return guarded(lambda: _run(argv), verbose="-v" in argv or "--verbose" in argv,
+                       argv=argv)
+    finally:
+        restore()
+
+
+def _run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv  # the command as given, for the records that quote it
     # transformers' own "Loading weights" bars would bury vidcap's; read before it is imported
@@ -47,15 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     runtime.passive_openmp_wait()  # read when torch loads: set before any command imports it
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(message)s", stream=sys.stderr)
-    try:
-        apply_runtime_options(args)  # torch threads set once, before any work
-        return int(args.func(args) or 0)
-    except VidcapError as err:
-        print(f"vidcap: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("vidcap: interrupted", file=sys.stderr)
-        return 130
+    apply_runtime_options(args)  # torch threads set once, before any work
+    return int(args.func(args) or 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

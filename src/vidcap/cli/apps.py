@@ -133,6 +133,10 @@ def _add_serve(sub: Subparsers) -> None:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from vidcap.apps.serve.app import ServeSettings
     from vidcap.apps.serve.server import serve
+    from vidcap.errors import VidcapError
+
+    if not 0 <= args.port <= 65535:
+        raise VidcapError(f"--port must be 0..65535, got {args.port}")
 
     settings = ServeSettings(max_upload_mb=args.max_upload_mb, max_queue=args.max_queue,
                              timeout_s=args.timeout, temp_root=args.temp_dir)

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vidcap.cli.common import Subparsers, add_decode_options, add_run, decode_overrides
+from vidcap.cli.common import (Subparsers, add_decode_options, add_overwrite, add_run,
+                               decode_overrides)
 from vidcap.errors import VidcapError
 
 if TYPE_CHECKING:  # building the parser imports nothing heavy
@@ -62,6 +63,12 @@ def add_segment_options(p: argparse.ArgumentParser) -> None:
                    help="fixed: window length in seconds (default: the run's clip length)")
     g.add_argument("--stride", type=float, default=None, metavar="S",
                    help="fixed: seconds from one window's start to the next (default: --window)")
+
+
+def check_workers(workers: int | None) -> None:
+    """VidcapError for a negative --workers."""
+    if workers is not None and workers < 0:
+        raise VidcapError(f"--workers must be 0 or more, got {workers}")
 
 
 def add_pipeline_options(p: argparse.ArgumentParser) -> None:
@@ -144,7 +151,14 @@ def _cmd_caption(args: argparse.Namespace) -> int:
 
     if not args.inputs and args.from_list is None:
         raise VidcapError("nothing to caption: name video files or folders, or --from-list")
+    check_workers(args.workers)
     output = plan_output(args.format, args.out, args.inputs, args.from_list)
+    if output.kind == "log":
+        from vidcap.cli import outputs
+
+        listed = [args.from_list] if args.from_list not in (None, "-") else []
+        outputs.check(output.path, outputs.results_file, inputs=[*args.inputs, *listed],
+                      overwrite=None)
     request = segment_request(args)
     gen = run_generate_config(args.run, decode_overrides(args))
     info = setup_distributed(args.device)
@@ -253,6 +267,7 @@ def _add_attention(sub: Subparsers) -> None:
     add_run(p)
     p.add_argument("video", type=Path, help="video file")
     p.add_argument("--out", type=Path, required=True, help="PNG to write")
+    add_overwrite(p, "a PNG at --out")
     p.add_argument("--layer", type=int, default=None,
                    help="encoder block, 0-based, negative from the end (default: the run's "
                         "model.encoder.attention_layer)")
@@ -263,8 +278,13 @@ def _add_attention(sub: Subparsers) -> None:
 
 
 def _cmd_attention(args: argparse.Namespace) -> int:
+    from vidcap.cli import outputs
     from vidcap.visualize import render_attention
 
+    if args.out.suffix.lower() != ".png":
+        raise VidcapError(f"--out {args.out}: the figure is a PNG; name a .png file")
+    outputs.check(args.out, outputs.figure_file, inputs=[args.video], overwrite=args.overwrite,
+                  binary=True)
     figure = render_attention(args.run, args.video, args.out, layer=args.layer,
                               method="rollout" if args.rollout else "mean", device=args.device,
                               which=args.checkpoint, precision=args.precision)

@@ -28,6 +28,20 @@ def add_overrides(p: argparse.ArgumentParser, what: str = "a setting") -> None:
                    help=f"override {what}, e.g. --set train.caption.lr=3e-4 (repeatable)")
 
 
+def add_overwrite(p: argparse.ArgumentParser, what: str) -> None:
+    """`--overwrite` (`args.overwrite`): replace existing outputs vidcap did not write."""
+    p.add_argument("--overwrite", action="store_true",
+                   help=f"replace existing {what} that vidcap did not write (never an input, a "
+                        "link, a folder or media)")
+
+
+def add_take_over_lock(p: argparse.ArgumentParser) -> None:
+    """`--take-over-lock` (`args.take_over_lock`)."""
+    p.add_argument("--take-over-lock", action="store_true",
+                   help="take the run's lock whatever holds it (a lock left by a process on "
+                        "another host that is gone; VIDCAP_TAKE_OVER_LOCK=1 does the same)")
+
+
 def add_run(p: argparse.ArgumentParser) -> None:
     """The positional RUN (`args.run`), with which weights of it, the device, threads and
     precision."""

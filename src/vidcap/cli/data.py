@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vidcap.cli.common import Subparsers
+from vidcap.cli.common import Subparsers, add_overwrite
 from vidcap.errors import VidcapError
 
 
@@ -118,12 +118,17 @@ def _add_prepare(sub: Subparsers) -> None:
         p.add_argument("--allow-partial", action="store_true",
                        help="write the manifest even when a split in the annotation files is not "
                             "the standard size (a truncated or edited file?)")
+        add_overwrite(p, "a file at --out (a manifest vidcap wrote is replaced anyway)")
         p.set_defaults(func=_cmd_prepare_dataset)
 
 
 def _cmd_prepare_dataset(args: argparse.Namespace) -> int:
-    from vidcap.data.prepare import prepare_dataset
+    from vidcap.cli import outputs
     from vidcap.data.manifest import read_manifest
+    from vidcap.data.prepare import prepare_dataset
+
+    inputs = [*args.annotations, *([args.videos] if args.videos is not None else [])]
+    outputs.check(args.out, outputs.manifest_file, inputs=inputs, overwrite=args.overwrite)
 
     manifest = prepare_dataset(args.dataset, args.annotations, videos=args.videos, out=args.out,
                                allow_missing=args.allow_missing, no_videos=args.no_videos,

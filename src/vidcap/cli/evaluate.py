@@ -7,9 +7,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from vidcap.cli.caption import add_pipeline_options, add_segment_options, segment_request
-from vidcap.cli.common import (Subparsers, add_decode_options, add_run, attributes_table,
-                               decode_overrides, scores_table)
+from vidcap.cli.caption import (add_pipeline_options, add_segment_options, check_workers,
+                                segment_request)
+from vidcap.cli.common import (Subparsers, add_decode_options, add_overwrite, add_run,
+                               add_take_over_lock, attributes_table, decode_overrides,
+                               scores_table)
 from vidcap.errors import VidcapError
 
 
@@ -44,19 +46,37 @@ def _add_evaluate(sub: Subparsers) -> None:
     add_segment_options(p)
     add_pipeline_options(p)
     add_decode_options(p)
+    add_take_over_lock(p)
     p.set_defaults(func=_cmd_evaluate)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    """Caption and score while holding the run's lock (rank 0 holds it for all under torchrun):
+    a training or another evaluation of the run is not written over."""
+    from contextlib import nullcontext
+
+    from vidcap.cli.boundary import rank
+    from vidcap.runs.layout import open_run
+    from vidcap.runs.lock import RunLock
+
+    if args.limit is not None and args.limit < 1:
+        raise VidcapError(f"--limit must be at least 1, got {args.limit}")
+    check_workers(args.workers)
+    run = open_run(args.run)  # before the lock, which would make a missing folder
+    lock = RunLock(run, "evaluate", take_over=args.take_over_lock) if rank() == 0 else \
+        nullcontext()
+    with lock:
+        if args.task == "retrieval":
+            return _evaluate_retrieval(args)
+        return _evaluate_long(args) if args.long is not None else _evaluate_split(args)
+
+
+def _evaluate_split(args: argparse.Namespace) -> int:
     from vidcap.evaluation.evaluate import evaluate_run
     from vidcap.runs.layout import RunLayout
 
-    if args.task == "retrieval":
-        return _evaluate_retrieval(args)
     if args.jsfusion is not None:
         raise VidcapError("--jsfusion applies to --task retrieval")
-    if args.long is not None:
-        return _evaluate_long(args)
     if args.segments != "auto" or args.window is not None or args.stride is not None:
         raise VidcapError("--segments, --window and --stride apply to --long")
     scores = evaluate_run(args.run, split=args.split, manifest=args.manifest,
@@ -148,13 +168,20 @@ def _add_score(sub: Subparsers) -> None:
                    help="write each video's caption and scores as JSON")
     p.add_argument("--allow-missing", action="store_true",
                    help="score the videos both files hold instead of failing on the others")
+    add_overwrite(p, "--out and --per-video files")
     p.set_defaults(func=_cmd_score)
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
+    from vidcap.cli import outputs
     from vidcap.evaluation.score import format_table, per_video_json, score_files, scores_json
     from vidcap.files import write_json
 
+    outputs.distinct(out=args.out, per_video=args.per_video)
+    inputs = (args.predictions, args.references)
+    outputs.check(args.out, outputs.scores_file, inputs=inputs, overwrite=args.overwrite)
+    outputs.check(args.per_video, outputs.per_video_file, inputs=inputs,
+                  overwrite=args.overwrite)
     report = score_files(args.predictions, args.references, split=args.split,
                          allow_missing=args.allow_missing, per_video=args.per_video is not None)
     for warning in report.warnings:
