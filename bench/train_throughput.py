@@ -29,7 +29,7 @@ from vidcap.data.manifest import read_manifest  # noqa: E402
 from vidcap.data.shapes import ShapesSpec, prepare_shapes  # noqa: E402
 from vidcap.models.decoder import CaptionDecoder  # noqa: E402
 from vidcap.models.mffcl import MFFCL  # noqa: E402
-from vidcap.training.precision import autocast  # noqa: E402
+from vidcap.training.precision import autocast, training_precision  # noqa: E402
 from vidcap.training.optim import build_optimizer  # noqa: E402
 
 
@@ -121,7 +121,8 @@ def main() -> None:
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__}, {args.threads} threads, {args.workers} loader workers, "
-          f"{cfg.train.precision}")
+          f"precision {training_precision(cfg.train.precision, 'cpu')[0]} "
+          f"(train.precision {cfg.train.precision})")
     print(f"shapes-tiny, {args.steps} steps per row (align batch {cfg.train.align.batch_size}, "
           f"caption batch {cfg.train.caption.batch_size}, trainable as in the preset):")
     print("| stage | frames | s/step | clips/s | cache speed-up |")

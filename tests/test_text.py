@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import unicodedata
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from vidcap.text import clean_caption, collapse_whitespace, normalize_caption
 
 
@@ -26,3 +31,12 @@ def test_clean_caption_makes_one_plain_line():
 def test_normalize_caption():
     assert normalize_caption("  A Red\tcircle\n moves ") == "a red circle moves"
     assert normalize_caption("A Red \ufb01sh", lowercase=False) == "A Red fish"  # NFKC ligature
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text())
+def test_printable_text_holds_no_character_clean_caption_changes(text):
+    """clean_caption skips its per-character pass for printable text: such text must hold none of
+    the categories that pass replaces (Cc, Zl, Zp) or drops (Cf, Cs)."""
+    if text.isprintable():
+        assert not {unicodedata.category(c) for c in text} & {"Cc", "Zl", "Zp", "Cf", "Cs"}

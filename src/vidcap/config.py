@@ -311,8 +311,12 @@ class TrainConfig:
     """Clip the global gradient norm to this (0 disables)."""
     grad_accum: int = 1
     """Micro-batches accumulated per optimiser step."""
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    """Autocast: bf16 on CPU or GPU, fp16 (with a gradient scaler) on GPU only."""
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    """`auto`: bf16 autocast only where the hardware computes bf16 natively (a CUDA GPU with
+    bf16, a CPU with AMX or AVX512-BF16), fp32 elsewhere (emulated bf16 is many times slower);
+    `bf16` or `fp32` as asked; `fp16` autocast with a gradient scaler on CUDA only (fp32 on a
+    CPU). The run records what `auto` became and why (config.yaml's first lines, metrics.jsonl's
+    `runtime` line, the log): `vidcap.runtime.choose_precision`."""
     seed: int = 0
     """Seed of weights, data order and caption draws."""
     log_every: int = 10
@@ -324,6 +328,13 @@ class TrainConfig:
     eval_scorers: list[Literal["bleu", "meteor", "rouge", "cider"]] = field(
         default_factory=lambda: ["bleu", "meteor", "rouge", "cider"])
     """Scorers run at validation (METEOR costs a Java start-up, ~10 s, once per process)."""
+    align_eval: bool = True
+    """Validate the align stage too, every `eval_every` steps and at its end: text-to-video and
+    video-to-text retrieval on the validation split in the aligned space (R@1/5/10, median rank;
+    logged to metrics.jsonl, drawn in curves.png). Cheap: no captions are generated."""
+    align_keep_best: bool = False
+    """Start the caption stage from the align stage's best weights by validation text-to-video
+    R@1 (kept in RUN/best-align/) instead of its last ones."""
     eval_max_videos: int | None = None
     """Evaluate on at most this many validation videos (None: all)."""
     checkpoint_every: int = 0

@@ -30,14 +30,15 @@ def clean_caption(text: str) -> str:
     """One line of plain text: line breaks, tabs, control and format characters and `|||` become
     single spaces; leading and trailing space is dropped. Case, punctuation and non-ASCII letters
     are kept (the PTB tokenizer lower-cases and drops punctuation afterwards)."""
-    chars = []
-    for ch in text:
-        category = unicodedata.category(ch)
-        if category in ("Cc", "Zl", "Zp"):  # control (\n, \r, \t, \x00...), line/paragraph sep.
-            chars.append(" ")
-        elif category not in ("Cf", "Cs"):  # format (zero-width space, BOM) and lone surrogates
-            chars.append(ch)
-    text = "".join(chars)
+    if not text.isprintable():  # printable text (most captions) has no character to change
+        chars = []
+        for ch in text:
+            category = unicodedata.category(ch)
+            if category in ("Cc", "Zl", "Zp"):  # control (\n, \r, \t, \x00...), line/par. sep.
+                chars.append(" ")
+            elif category not in ("Cf", "Cs"):  # format (zero-width space, BOM), lone surrogates
+                chars.append(ch)
+        text = "".join(chars)
     while METEOR_SEPARATOR in text:
         text = text.replace(METEOR_SEPARATOR, " ")
     return collapse_whitespace(text)

@@ -39,6 +39,7 @@ from vidcap.errors import RunError
 from vidcap.models.encoder import record_attention
 from vidcap.runs.layout import open_run
 from vidcap.runs.store import load_run, read_config
+from vidcap.runtime import autocast
 from vidcap.video import ModelClip, read_clip
 
 log = logging.getLogger(__name__)
@@ -296,13 +297,16 @@ class AttentionFigure:
 
 def draw_attention(model: nn.Module, clip: ModelClip, out: str | Path, *,
                    gen: GenerateConfig | None = None, layer: int | None = None,
-                   method: Method = "mean") -> AttentionFigure:
+                   method: Method = "mean", precision: str = "fp32") -> AttentionFigure:
     """Caption a clip read for `model` (an MFFCL; `video.read_clip(path, model.video_cfg)`) and
-    draw the CLS-to-patch attention of block `layer` (or its rollout) over every frame."""
+    draw the CLS-to-patch attention of block `layer` (or its rollout) over every frame. The
+    caption is generated under `precision` (fp32, bf16 or fp16: `vidcap.runtime.autocast`); the
+    maps of one clip are always computed in fp32, as they are measured."""
     layers = len(model.encoder.model.encoder.layer)
     maps = attention_maps(model, clip.pixels, layer=layer, method=method)
+    with autocast(precision, model.device.type):
+        caption = model.generate(clip.pixels[None], gen)[0]
     block = (model.encoder.attention_layer if layer is None else layer) % layers
-    caption = model.generate(clip.pixels[None], gen)[0]
     what = (f"CLS-to-patch attention, block {block + 1}/{layers}, mean of "
             f"{model.encoder.num_heads} heads" if method == "mean" else
             f"attention rollout, blocks 1-{block + 1} of {layers}")
@@ -314,11 +318,12 @@ def draw_attention(model: nn.Module, clip: ModelClip, out: str | Path, *,
 
 def render_attention(run_dir: str | Path, video: str | Path, out: str | Path, *,
                      layer: int | None = None, method: Method = "mean", device: str = "cpu",
-                     which: str = "auto") -> AttentionFigure:
+                     which: str = "auto", precision: str = "fp32") -> AttentionFigure:
     """`vidcap attention`: `draw_attention` with the model of a run directory. A bad video fails
     before the model loads."""
     run = open_run(run_dir)
     cfg = read_config(run)
     clip = read_clip(video, cfg.video)
     model = load_run(run.root, device=device, which=which)
-    return draw_attention(model, clip, out, gen=cfg.generate, layer=layer, method=method)
+    return draw_attention(model, clip, out, gen=cfg.generate, layer=layer, method=method,
+                          precision=precision)

@@ -62,3 +62,13 @@ def test_every_caption_ranks_its_video_first_when_embeddings_agree():
     similarity = np.kron(np.eye(3), np.ones((2, 1)))
     result = retrieval_metrics(similarity, [0, 0, 1, 1, 2, 2])
     assert result.t2v.r1 == 100.0 and result.v2t.r1 == 100.0
+
+
+def test_evaluate_task_retrieval_prints_the_protocol_and_both_directions(tiny_run, capsys):
+    from vidcap.cli import main
+
+    assert main(["evaluate", str(tiny_run), "--task", "retrieval", "--limit", "6"]) == 0
+    out = capsys.readouterr().out
+    assert "every caption is a query" in out and "text->video" in out and "video->text" in out
+    assert "precision@10 of attribute matches" in out and "usual protocol: Shapes" in out
+    assert main(["evaluate", str(tiny_run), "--jsfusion", "x.csv"]) == 2

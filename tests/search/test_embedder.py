@@ -73,3 +73,22 @@ def test_searching_a_broken_or_missing_index_is_one_line(tiny_run, tmp_path, cap
     assert main(["search", str(broken), "a red circle"]) == 2
     err = capsys.readouterr().err
     assert "index.sqlite" in err and err.count("\n") == 1
+
+
+def test_a_long_video_is_indexed_segment_by_segment(tiny_run, tmp_path, capsys):
+    from vidcap.data.shapes_long import LongShapesSpec, prepare_long_shapes
+    from vidcap.evaluation.segments import read_long_truth
+
+    truth_file = prepare_long_shapes(tmp_path / "long", LongShapesSpec(size=32, clips=(3, 3)), 1)
+    (truth,) = read_long_truth(truth_file).values()
+    index = tmp_path / "index"
+    assert main(["index", str(tiny_run), str(truth.video_path), "--out", str(index),
+                 "--segments", "shots", "--caption"]) == 0
+    assert "1 files, 3 vectors" in capsys.readouterr().out
+    assert main(["search", str(index), "a circle", "-k", "5", "--format", "json"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    ranges = sorted((h["start"], h["end"]) for h in hits)
+    true = [(s.start, s.end) for s in truth.segments]
+    assert len(ranges) == 3 and all(abs(a - b) <= 0.25 for r, t in zip(ranges, true)
+                                    for a, b in zip(r, t))
+    assert all(isinstance(h["caption"], str) for h in hits)  # --caption stored each segment's

@@ -47,9 +47,12 @@ def test_a_run_directory_holds_what_design_lists(tiny_run: Path):
     lines = read_metrics(tiny_run)
     steps = {(m["stage"], m["step"]) for m in lines if m["event"] == "train"}
     assert {("align", s) for s in range(1, 5)} | {("caption", s) for s in range(1, 9)} == steps
-    evals = [m for m in lines if m["event"] == "eval"]
+    evals = [m for m in lines if m["event"] == "eval" and m["stage"] == "caption"]
     assert [m["step"] for m in evals] == [4, 8] and all("CIDEr" in m for m in evals)
     assert "attributes" in evals[0]  # Shapes: attribute accuracies beside the scores
+    aligned = [m for m in lines if m["event"] == "eval" and m["stage"] == "align"]
+    assert [m["step"] for m in aligned] == [4]  # the align stage validates by retrieval
+    assert 0 <= aligned[0]["t2v_r1"] <= aligned[0]["t2v_r5"] <= aligned[0]["t2v_r10"] <= 100
     config = yaml.safe_load((tiny_run / "config.yaml").read_text())
     assert Path(config["data"]["manifest"]).is_absolute()
     assert set(config) >= {"video", "model", "data", "train", "generate"}
@@ -148,3 +151,23 @@ def test_torchrun_two_processes_follow_the_one_process_curve(tiny_shapes: Path, 
     lines = read_metrics(tmp_path / "two")
     assert len(lines) == len(read_metrics(tmp_path / "one"))  # rank 0 alone wrote
     assert not RunLayout(tmp_path / "two").lock.exists()  # rank 0 held the run's lock, and let go
+
+
+def test_the_caption_stage_can_start_from_the_align_stage_best(tiny_shapes: Path, tmp_path: Path):
+    from vidcap.models.weights import read_weights
+    from vidcap.runs.layout import RunLayout
+
+    run = train(tiny_train_config(tiny_shapes, "train.align.steps=6", "train.eval_every=2",
+                                  "train.align_keep_best=true",
+                                  "train.caption.trainable=[mapper,decoder]"), tmp_path / "run")
+    layout = RunLayout(run)
+    info = json.loads((layout.best_align / "info.json").read_text())
+    aligned = [m for m in read_metrics(run) if m["event"] == "eval" and m["stage"] == "align"]
+    assert [m["step"] for m in aligned] == [2, 4, 6]
+    best = max(aligned, key=lambda m: (m["t2v_r1"], -m["step"]))
+    assert info["metric"] == "t2v_r1" and info["step"] == best["step"]
+    # the encoder is frozen in the caption stage: the final model keeps the best-align encoder
+    kept = read_weights(layout.best_align / "model.safetensors")
+    final = read_weights(layout.weights)
+    encoder = [k for k in kept if k.startswith("encoder.")]
+    assert encoder and all(torch.equal(kept[k], final[k]) for k in encoder)

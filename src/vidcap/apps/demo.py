@@ -23,6 +23,7 @@ from vidcap.evaluation.evaluate import evaluate_run
 from vidcap.files import write_json
 from vidcap.runs.checkpoints import CheckpointManager
 from vidcap.runs.layout import RunLayout
+from vidcap.runtime import resolve_precision
 from vidcap.training.trainer import train
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,8 @@ def run_demo(out: str | Path = "runs/demo", *, preset: str = "shapes-tiny",
     seconds["train"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    scores = evaluate_run(out, split=cfg.data.test_split)
+    precision, _ = resolve_precision(cfg.train.precision, "cpu")  # as training decided it
+    scores = evaluate_run(out, split=cfg.data.test_split, precision=precision)
     seconds["evaluate"] = time.perf_counter() - started
 
     predictions = json.loads(run.predictions(cfg.data.test_split).read_text())

@@ -99,18 +99,22 @@ class RecordSource:
 
 def caption_files(model: torch.nn.Module, paths: Sequence[str | Path], video_cfg: VideoConfig,
                   gen: GenerateConfig, *, request: SegmentRequest = WHOLE, workers: int = 0,
-                  device: str | torch.device = "cpu") -> Iterator[CaptionResult]:
-    """Caption `paths` (results keyed by the path as given), one result per path, in order."""
+                  device: str | torch.device = "cpu", precision: str = "fp32"
+                  ) -> Iterator[CaptionResult]:
+    """Caption `paths` (results keyed by the path as given), one result per path, in order;
+    the model runs under `precision` (`caption_items`)."""
     source = FileSource([str(p) for p in paths], video_cfg, request)
-    yield from caption_items(model, source, gen, workers=workers, device=device)
+    yield from caption_items(model, source, gen, workers=workers, device=device,
+                             precision=precision)
 
 
 def caption_records(model: torch.nn.Module, records: Sequence[VideoRecord], cfg: Config, *,
                     gen: GenerateConfig | None = None, rank: int = 0, world_size: int = 1,
                     device: torch.device | str = "cpu", progress: bool = True,
-                    ) -> tuple[dict[str, str], list[tuple[str, str]]]:
+                    precision: str = "fp32") -> tuple[dict[str, str], list[tuple[str, str]]]:
     """({video_id: caption}, [(video_id, error)]) over all `records`, each rank captioning a
-    block of them, gathered on every rank. Reads with `cfg.data.num_workers` workers."""
+    block of them, gathered on every rank. Reads with `cfg.data.num_workers` workers; the model
+    runs under `precision`."""
     gen = gen or cfg.generate
     start, stop = shard_bounds(len(records), rank, world_size)
     was_training = model.training
@@ -119,7 +123,8 @@ def caption_records(model: torch.nn.Module, records: Sequence[VideoRecord], cfg:
     failed: list[tuple[str, str]] = []
     with _bar(stop - start, progress and rank == 0) as bar:
         for result in caption_items(model, RecordSource(records, cfg), gen, start=start,
-                                    stop=stop, workers=cfg.data.num_workers, device=device):
+                                    stop=stop, workers=cfg.data.num_workers, device=device,
+                                    precision=precision):
             if result.ok:
                 captions[result.key] = result.caption  # type: ignore[assignment]
             else:
@@ -187,8 +192,9 @@ class CaptionJob:
                  make_source: Callable[[Sequence[str]], Source], *, log: ResultsLog | None = None,
                  record: Callable[[CaptionResult], dict[str, Any]] = result_record,
                  workers: int = 0, device: str | torch.device = "cpu", rank: int = 0,
-                 world_size: int = 1, progress: bool = True) -> None:
+                 world_size: int = 1, progress: bool = True, precision: str = "fp32") -> None:
         self.model, self.gen, self.make_source, self.log = model, gen, make_source, log
+        self.precision = precision
         self.record, self.workers, self.device = record, workers, device
         self.rank, self.world_size, self.progress = rank, world_size, progress
         self.summary = Summary()
@@ -204,7 +210,8 @@ class CaptionJob:
                 with _bar(stop - start, self.progress and self.rank == 0) as bar:
                     for result in caption_items(self.model, self.make_source(todo), self.gen,
                                                 start=start, stop=stop, workers=self.workers,
-                                                device=self.device):
+                                                device=self.device,
+                                                precision=self.precision):
                         if appender is not None:
                             appender.write(self.record(result))
                         done, failed = done + 1, failed + (not result.ok)

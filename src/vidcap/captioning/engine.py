@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from vidcap.captioning.segments import Cue, Segment, merge_same_captions
 from vidcap.config import GenerateConfig
 from vidcap.errors import VideoError
+from vidcap.runtime import autocast
 
 log = logging.getLogger(__name__)
 
@@ -160,10 +161,12 @@ class _Item:
 
 def caption_items(model: torch.nn.Module, source: Source, gen: GenerateConfig, *,
                   start: int = 0, stop: int | None = None, workers: int = 0,
-                  device: str | torch.device = "cpu") -> Iterator[CaptionResult]:
+                  device: str | torch.device = "cpu", precision: str = "fp32"
+                  ) -> Iterator[CaptionResult]:
     """Caption items [start, stop) of `source`, yielding one result per item, in item order.
 
-    `workers` processes read ahead while the model generates (0: read in this process).
+    `workers` processes read ahead while the model generates (0: read in this process); the model
+    runs under `precision` (fp32, bf16 or fp16: `vidcap.runtime.autocast`).
     """
     stop = len(source) if stop is None else stop
     pieces = _Pieces(source, start, stop, gen.batch_size)
@@ -172,7 +175,7 @@ def caption_items(model: torch.nn.Module, source: Source, gen: GenerateConfig, *
     items: dict[int, _Item] = {}
     ready: dict[int, CaptionResult] = {}
     following = start
-    with torch.no_grad():
+    with torch.no_grad(), autocast(precision, torch.device(device).type):
         for piece in loader:
             _generate(model, piece, gen, device, items)
             for item, key, end, seconds in piece.ended:

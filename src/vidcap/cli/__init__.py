@@ -16,8 +16,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from vidcap import __version__
+from vidcap import __version__, runtime
 from vidcap.cli import apps, caption, data, evaluate, search, train
+from vidcap.cli.common import apply_runtime_options
 from vidcap.errors import VidcapError
 
 log = logging.getLogger("vidcap")
@@ -43,9 +44,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv  # the command as given, for the records that quote it
     # transformers' own "Loading weights" bars would bury vidcap's; read before it is imported
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    runtime.passive_openmp_wait()  # read when torch loads: set before any command imports it
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(message)s", stream=sys.stderr)
     try:
+        apply_runtime_options(args)  # torch threads set once, before any work
         return int(args.func(args) or 0)
     except VidcapError as err:
         print(f"vidcap: error: {err}", file=sys.stderr)

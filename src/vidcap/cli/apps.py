@@ -7,8 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from vidcap.cli.common import (Subparsers, add_overrides, add_run, attributes_table, int_list,
-                               scores_table)
+from vidcap.cli.common import (Subparsers, add_overrides, add_run, add_runtime_options,
+                               attributes_table, int_list, scores_table)
 
 
 def add_parsers(sub: Subparsers) -> None:
@@ -25,6 +25,7 @@ def _add_demo(sub: Subparsers) -> None:
     p.add_argument("--videos", type=int, default=None,
                    help="Shapes clips to generate (default 2000/200/400)")
     p.add_argument("--seed", type=int, default=0, help="seed of the Shapes world")
+    add_runtime_options(p, precision=False)  # precision: --set train.precision=...
     p.set_defaults(func=_cmd_demo)
 
 
@@ -78,6 +79,7 @@ def _add_ablate(sub: Subparsers) -> None:
                    help="cells without the align stage: add its steps to the caption stage "
                         "(total, default: the same optimiser steps in all) or not (caption)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: train.device)")
+    add_runtime_options(p, precision=False)  # with --jobs N, each job: the physical cores / N
     p.set_defaults(func=_cmd_ablate)
 
 
@@ -135,5 +137,5 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     settings = ServeSettings(max_upload_mb=args.max_upload_mb, max_queue=args.max_queue,
                              timeout_s=args.timeout, temp_root=args.temp_dir)
     serve(args.run, index=args.index, host=args.host, port=args.port, settings=settings,
-          device=args.device, which=args.checkpoint)
+          device=args.device, which=args.checkpoint, precision=args.precision)
     return 0

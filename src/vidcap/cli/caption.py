@@ -156,7 +156,8 @@ def _cmd_caption(args: argparse.Namespace) -> int:
         job = CaptionJob(model, gen, lambda todo: FileSource(todo, model.video_cfg, request),
                          log=ResultsLog(output.path, "path") if output.kind == "log" else None,
                          workers=default_workers(local) if args.workers is None else args.workers,
-                         device=info.device, rank=info.rank, world_size=info.world_size)
+                         device=info.device, rank=info.rank, world_size=info.world_size,
+                         precision=args.precision)
         show = _Printer(output, args)
         for result in job.run(_inputs(args)):
             show(result)
@@ -266,7 +267,7 @@ def _cmd_attention(args: argparse.Namespace) -> int:
 
     figure = render_attention(args.run, args.video, args.out, layer=args.layer,
                               method="rollout" if args.rollout else "mean", device=args.device,
-                              which=args.checkpoint)
+                              which=args.checkpoint, precision=args.precision)
     layout = figure.layout
     print(f"{figure.path}: {layout.width}x{layout.height} px, {len(figure.frame_indices)} frames "
           f"({' '.join(map(str, figure.frame_indices))}), block {figure.layer} "

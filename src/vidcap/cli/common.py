@@ -6,8 +6,13 @@ Nothing here imports torch or the models: building the parser must stay fast (`v
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from typing import Any
+
+from vidcap.runtime import PRECISIONS
+
+log = logging.getLogger("vidcap")
 
 Subparsers = argparse._SubParsersAction
 
@@ -24,16 +29,59 @@ def add_overrides(p: argparse.ArgumentParser, what: str = "a setting") -> None:
 
 
 def add_run(p: argparse.ArgumentParser) -> None:
-    """The positional RUN (`args.run`), with which weights of it and the device."""
+    """The positional RUN (`args.run`), with which weights of it, the device, threads and
+    precision."""
     p.add_argument("run", type=Path, help="run directory written by `vidcap train`")
     add_run_options(p)
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
-    """Which weights of the run, and the device."""
+    """Which weights of the run, the device, and the runtime options (threads, precision)."""
     p.add_argument("--checkpoint", choices=("auto", "best", "final"), default="auto",
                    help="weights: best on validation, final, or auto (best when present)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    add_runtime_options(p)
+
+
+def add_runtime_options(p: argparse.ArgumentParser, *, precision: bool = True) -> None:
+    """`--threads N` (torch threads) and, for commands that run a trained model, `--precision`;
+    `apply_runtime_options` acts on them before the command's work starts."""
+    g = p.add_argument_group("runtime")
+    g.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="torch threads (default: the physical cores this process may use; "
+                        "1 is best beside other busy jobs)")
+    if precision:
+        g.add_argument("--precision", choices=PRECISIONS, default="auto",
+                       help="auto (default): bf16 where the hardware computes it natively "
+                            "(AMX / AVX512-BF16 CPUs, recent GPUs), else fp32; fp16: CUDA only")
+
+
+def apply_runtime_options(args: argparse.Namespace) -> None:
+    """Set torch's threads once, before any work (commands without `--threads` are left
+    alone), and turn `--precision` into the one chosen for `--device` (`args.precision`)."""
+    if not hasattr(args, "threads"):
+        return
+    from vidcap import runtime
+
+    threads = runtime.set_threads(args.threads)
+    if getattr(args, "precision", None) is None:
+        log.debug("%d torch thread(s)", threads)
+        return
+    device = getattr(args, "device", "cpu")
+    args.precision, reason = runtime.resolve_precision(args.precision, device)
+    level = logging.WARNING if runtime.emulated_bf16(args.precision, device) else logging.DEBUG
+    log.log(level, "precision %s (%s), %d torch thread(s)", args.precision, reason, threads)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be at least 1")
+    return value
 
 
 def add_decode_options(p: argparse.ArgumentParser) -> None:

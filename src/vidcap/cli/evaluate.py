@@ -35,6 +35,12 @@ def _add_evaluate(sub: Subparsers) -> None:
     p.add_argument("--long", type=Path, default=None, metavar="DIR",
                    help="instead: the long Shapes videos of DIR (vidcap prepare shapes --long N "
                         "--out DIR), scored segment by segment")
+    p.add_argument("--task", choices=("captions", "retrieval"), default="captions",
+                   help="captions (default), or retrieval: text-to-video and video-to-text R@1/5/"
+                        "10 and ranks in the run's aligned space (every caption a query)")
+    p.add_argument("--jsfusion", type=Path, default=None, metavar="CSV",
+                   help="with --task retrieval on MSR-VTT: the 1k-A protocol, JSFusion's 1,000 "
+                        "test pairs (MSRVTT_JSFUSION_test.csv)")
     add_segment_options(p)
     add_pipeline_options(p)
     add_decode_options(p)
@@ -45,13 +51,18 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from vidcap.evaluation.evaluate import evaluate_run
     from vidcap.runs.layout import RunLayout
 
+    if args.task == "retrieval":
+        return _evaluate_retrieval(args)
+    if args.jsfusion is not None:
+        raise VidcapError("--jsfusion applies to --task retrieval")
     if args.long is not None:
         return _evaluate_long(args)
     if args.segments != "auto" or args.window is not None or args.stride is not None:
         raise VidcapError("--segments, --window and --stride apply to --long")
     scores = evaluate_run(args.run, split=args.split, manifest=args.manifest,
                           gen_overrides=decode_overrides(args), which=args.checkpoint,
-                          device=args.device, limit=args.limit, workers=args.workers)
+                          device=args.device, limit=args.limit, workers=args.workers,
+                          precision=args.precision)
     if scores is None:  # not rank 0
         return 0
     print(scores_table(scores, f"{args.split}"))
@@ -63,6 +74,29 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0 if not scores.get("failed") else 1
 
 
+def _evaluate_retrieval(args: argparse.Namespace) -> int:
+    from vidcap.evaluation.alignment import evaluate_retrieval
+    from vidcap.runs.layout import RunLayout
+
+    if args.long is not None:
+        raise VidcapError("--long applies to --task captions")
+    report = evaluate_retrieval(args.run, split=args.split, manifest=args.manifest,
+                                jsfusion=args.jsfusion, which=args.checkpoint,
+                                device=args.device, limit=args.limit)
+    print(report["table"])
+    if report.get("standard"):
+        print(f"usual protocol: {report['standard']}")
+    precision = report.get("shapes_precision")
+    if precision:
+        print(f"precision@{precision['k']} of attribute matches (colour, shape and motion all "
+              "as the query says): " + ", ".join(
+                  f"{group} {p['precision']:.1f} % ({p['queries']} queries)"
+                  for group, p in ((g, precision[g]) for g in ("seen", "held_out"))
+                  if p["precision"] is not None))
+    print(f"written to {RunLayout(args.run).retrieval(args.split)}")
+    return 0
+
+
 def _evaluate_long(args: argparse.Namespace) -> int:
     from vidcap.evaluation.evaluate import LONG, evaluate_long
     from vidcap.runs.layout import RunLayout
@@ -71,7 +105,7 @@ def _evaluate_long(args: argparse.Namespace) -> int:
         raise VidcapError("--limit and --manifest do not apply to --long")
     scores = evaluate_long(args.run, args.long, request=segment_request(args),
                            gen_overrides=decode_overrides(args), which=args.checkpoint,
-                           device=args.device, workers=args.workers)
+                           device=args.device, workers=args.workers, precision=args.precision)
     if scores is None:
         return 0
     print(long_table(scores))

@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from vidcap.cli.caption import add_segment_options, segment_request
 from vidcap.cli.common import Subparsers, add_run, add_run_options
 
 
@@ -18,8 +19,9 @@ def add_parsers(sub: Subparsers) -> None:
 def _add_index(sub: Subparsers) -> None:
     p = sub.add_parser("index", help="embed videos into a text-to-video search index",
                        description="Embed VIDEOS with RUN's aligned video-text space and store "
-                                   "them in INDEX (created when missing). Only new or changed "
-                                   "files are embedded; unreadable ones are counted and named.")
+                                   "them in INDEX (created when missing): long videos segment by "
+                                   "segment, with their time ranges. Only new or changed files "
+                                   "are embedded; unreadable ones are counted and named.")
     add_run(p)
     p.add_argument("videos", type=Path, nargs="+", help="video files or folders of videos")
     p.add_argument("--out", type=Path, required=True, help="the index folder")
@@ -27,6 +29,7 @@ def _add_index(sub: Subparsers) -> None:
                    help="also caption every video and store the caption with its vector")
     p.add_argument("--retry-failed", action="store_true",
                    help="try again files that failed before, even if unchanged")
+    add_segment_options(p)
     p.set_defaults(func=_cmd_index)
 
 
@@ -37,7 +40,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
     files = find_videos(args.videos)
     embedder = ModelEmbedder.load(args.run, device=args.device, which=args.checkpoint,
-                                  caption=args.caption)
+                                  request=segment_request(args), caption=args.caption)
     with Index.open_or_create(args.out, embedder) as index:
         report = index.add(files, retry_failed=args.retry_failed)
         stats = index.stats()

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from vidcap.cli.common import Subparsers, add_overrides
+from vidcap.cli.common import Subparsers, add_overrides, add_runtime_options
 
 
 def add_parsers(sub: Subparsers) -> None:
@@ -19,6 +19,7 @@ def add_parsers(sub: Subparsers) -> None:
     add_overrides(p)
     p.add_argument("--out", type=Path, default=None, help="run directory (default runs/<config>)")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    add_runtime_options(p, precision=False)  # precision: --set train.precision=...
     p.set_defaults(func=_cmd_train)
 
 

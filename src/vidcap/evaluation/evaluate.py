@@ -35,7 +35,8 @@ from vidcap.evaluation.segments import (cue_cuts, cut_scores, read_long_truth,
                                         segment_attribute_accuracy)
 from vidcap.files import write_json
 from vidcap.runs.layout import RunLayout, open_run
-from vidcap.runs.store import clip_length, load_run, read_config
+from vidcap.runs.store import clip_length, load_run, read_config, weights_files
+from vidcap.runtime import resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -50,21 +51,27 @@ class _Setup:
     gen: GenerateConfig
     info: DistInfo
     workers: int
+    precision: str
+    """What the model runs under (fp32, bf16 or fp16): `precision` decided for the device."""
 
 
 def _setup(run_dir: str | Path, gen_overrides: dict[str, Any] | None, device: str,
-           workers: int | None) -> _Setup:
+           workers: int | None, precision: str) -> _Setup:
     layout = open_run(run_dir)
     cfg = read_config(layout)
     info = setup_distributed(device)
     gen = replace(cfg.generate, **(gen_overrides or {}))
     chosen = default_workers(info.world_size) if workers is None else workers
-    return _Setup(layout, cfg, gen, info, chosen)
+    chosen_precision, reason = resolve_precision(precision, info.device)
+    log.debug("precision %s (%s)", chosen_precision, reason)
+    return _Setup(layout, cfg, gen, info, chosen, chosen_precision)
 
 
 def _weights_stamp(layout: RunLayout, which: str) -> str:
-    weights = layout.weights_for(which)
-    return f"{weights.relative_to(layout.root)}@{weights.stat().st_mtime_ns}"
+    """The weights files `load_run(which=...)` reads and their times: a log of other weights
+    is started again."""
+    return ";".join(f"{weights.relative_to(layout.root)}@{weights.stat().st_mtime_ns}"
+                    for weights in weights_files(layout, which))
 
 
 def _run_job(setup: _Setup, which: str, log_file: ResultsLog, make_source, ids: list[str],
@@ -72,7 +79,7 @@ def _run_job(setup: _Setup, which: str, log_file: ResultsLog, make_source, ids: 
     model = load_run(setup.layout.root, device=setup.info.device, which=which)
     job = CaptionJob(model, setup.gen, make_source, log=log_file, record=record,
                      workers=setup.workers, device=setup.info.device, rank=setup.info.rank,
-                     world_size=setup.info.world_size)
+                     world_size=setup.info.world_size, precision=setup.precision)
     for result in job.run(ids):
         if not result.ok:
             log.warning("%s: %s", result.key, result.error)
@@ -81,19 +88,21 @@ def _run_job(setup: _Setup, which: str, log_file: ResultsLog, make_source, ids: 
 
 def evaluate_run(run_dir: str | Path, *, split: str = "test", manifest: str | Path | None = None,
                  gen_overrides: dict[str, Any] | None = None, which: str = "auto",
-                 device: str = "cpu", limit: int | None = None, workers: int | None = None
-                 ) -> dict[str, Any] | None:
+                 device: str = "cpu", limit: int | None = None, workers: int | None = None,
+                 precision: str = "auto") -> dict[str, Any] | None:
     """Caption a split with a saved run (resuming its predictions log), write
     predictions-<split>.json and scores-<split>.json; the scores (None on ranks other than 0).
-    `workers`: decoding processes (default: `default_workers`)."""
-    setup = _setup(run_dir, gen_overrides, device, workers)
+    `workers`: decoding processes (default: `default_workers`); `precision`: auto, fp32, bf16 or
+    fp16, as `vidcap.runtime.resolve_precision` decides it for the device."""
+    setup = _setup(run_dir, gen_overrides, device, workers, precision)
     try:
         manifest = Path(manifest or setup.cfg.data.manifest)
         records = read_manifest(manifest, split)[:limit]
         if not records:
             raise RunError(f"{manifest}: no videos in split {split!r}")
         settings = {"manifest": str(manifest.resolve()), "split": split,
-                    "weights": _weights_stamp(setup.layout, which), "decode": asdict(setup.gen)}
+                    "weights": _weights_stamp(setup.layout, which), "decode": asdict(setup.gen),
+                    "precision": setup.precision}
         log_file = ResultsLog(setup.layout.predictions_log(split), "video_id", settings)
         index = {r.video_id: i for i, r in enumerate(records)}
 
@@ -107,7 +116,8 @@ def evaluate_run(run_dir: str | Path, *, split: str = "test", manifest: str | Pa
         predictions, failed = _read_log(log_file, index)
         scores = score_predictions(predictions, records,
                                    attributes_file=attributes_beside(manifest))
-        scores.update(videos=len(predictions), failed=len(failed), decode=asdict(setup.gen))
+        scores.update(videos=len(predictions), failed=len(failed), decode=asdict(setup.gen),
+                      precision=setup.precision)
         _write_outputs({setup.layout.predictions(split): predictions,
                         setup.layout.scores(split): scores}, log_file)
         return scores
@@ -144,18 +154,20 @@ def _read_log(log_file: ResultsLog, wanted) -> tuple[dict[str, str], dict[str, s
 def evaluate_long(run_dir: str | Path, long_dir: str | Path, *,
                   request: SegmentRequest | None = None,
                   gen_overrides: dict[str, Any] | None = None, which: str = "auto",
-                  device: str = "cpu", workers: int | None = None) -> dict[str, Any] | None:
+                  device: str = "cpu", workers: int | None = None,
+                  precision: str = "auto") -> dict[str, Any] | None:
     """Caption the long Shapes videos of `long_dir` segment by segment (default `--segments
     auto` with the run's clip length) and score cuts and per-segment attributes; writes
     predictions-long.json and scores-long.json; the scores (None on ranks other than 0)."""
-    setup = _setup(run_dir, gen_overrides, device, workers)
+    setup = _setup(run_dir, gen_overrides, device, workers, precision)
     try:
         truth = read_long_truth(long_dir)
         request = request or SegmentRequest("auto")
         if request.clip_length is None:
             request = replace(request, clip_length=clip_length(setup.layout, setup.cfg.video))
         settings = {"long": str(Path(long_dir).resolve()), "segments": _request_json(request),
-                    "weights": _weights_stamp(setup.layout, which), "decode": asdict(setup.gen)}
+                    "weights": _weights_stamp(setup.layout, which), "decode": asdict(setup.gen),
+                    "precision": setup.precision}
         log_file = ResultsLog(setup.layout.predictions_log(LONG), "video_id", settings)
 
         def make_source(todo):
@@ -170,7 +182,8 @@ def evaluate_long(run_dir: str | Path, long_dir: str | Path, *,
         scores = {"cuts": cut_scores({k: cue_cuts(c) for k, c in cues.items()}, truth),
                   "attributes": segment_attribute_accuracy(cues, truth),
                   "videos": len(cues), "failed": len(failed),
-                  "segments": _request_json(request), "decode": asdict(setup.gen)}
+                  "segments": _request_json(request), "decode": asdict(setup.gen),
+                  "precision": setup.precision}
         _write_outputs({setup.layout.predictions(LONG): {k: cue_objects(v)
                                                         for k, v in cues.items()},
                         setup.layout.scores(LONG): scores}, log_file)

@@ -26,7 +26,7 @@ from typing import Any
 from vidcap.data.manifest import VideoRecord, references
 from vidcap.errors import MetricsError, VidcapError
 from vidcap.evaluation.formats import load_predictions, load_references
-from vidcap.evaluation.java import find_java, ptb_tokenize
+from vidcap.evaluation.java import find_java, ptb_tokenize, start_meteor
 from vidcap.evaluation.metrics import METRIC_KEYS, METRICS, Scores, Tokenized, run_scorers
 from vidcap.text import clean_caption
 
@@ -118,6 +118,8 @@ def score_captions(predictions: Mapping[str, str], references: Mapping[str, Sequ
     find_java()  # fail first, in one sentence, where there is no Java runtime
     chosen = _chosen_metrics(metrics)
     hyps, refs, empty = _clean(predictions, references)
+    if "meteor" in chosen:
+        start_meteor()  # its JVM loads METEOR's tables while the captions are tokenized
     if empty:
         log.warning("%d of %d predictions are empty; each scores as a caption with no words",
                     empty, len(refs))

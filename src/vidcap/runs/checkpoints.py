@@ -139,15 +139,26 @@ class CheckpointManager:
         return None
 
     def save_best(self, model: nn.Module, info: dict[str, Any],
-                  exclude: Collection[str] = ()) -> None:
-        """Replace best/ (weights and info.json) whole."""
-        with folders.written_whole(self.layout.best) as tmp:
+                  exclude: Collection[str] = (), *, folder: Path | None = None) -> None:
+        """Replace best/ (or `folder`, e.g. best-align/: weights and info.json) whole."""
+        with folders.written_whole(folder or self.layout.best) as tmp:
             save_weights(model, tmp / self.layout.best_weights.name, skip=exclude)
             write_json(tmp / self.layout.best_info.name, info)
 
-    def best_info(self) -> dict[str, Any] | None:
-        """best/info.json (step, stage, metric, score) when there is a best checkpoint."""
-        best = folders.current(self.layout.best)
+    def load_best(self, model: nn.Module, folder: Path) -> bool:
+        """Load the weights kept in a best folder into `model` (components it lacks keep theirs);
+        False when there is none."""
+        best = folders.current(folder)
+        if best is None:
+            return False
+        folders.verify(best)
+        weights = best / self.layout.best_weights.name
+        load_weights(model, read_weights(weights), weights, may_lack=COMPONENTS)
+        return True
+
+    def best_info(self, folder: Path | None = None) -> dict[str, Any] | None:
+        """info.json of best/ (or `folder`): step, stage, metric, score; None when absent."""
+        best = folders.current(folder or self.layout.best)
         if best is None:
             return None
         try:

@@ -108,6 +108,11 @@ class RunLayout:
         return self.root / "best"
 
     @property
+    def best_align(self) -> Path:
+        """The align stage's best weights by validation R@1 (`train.align_keep_best`)."""
+        return self.root / "best-align"
+
+    @property
     def best_weights(self) -> Path:
         return self.best / WEIGHTS
 

@@ -82,11 +82,16 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     return _parsed(RunLayout(Path(run_dir)).metrics)
 
 
+EVAL_PANELS = {"caption": ("CIDEr", "Bleu_4", "METEOR", "ROUGE_L"),
+               "align": ("t2v_r1", "t2v_r5", "t2v_r10", "v2t_r1")}
+"""Validation lines drawn per stage (the caption stage's first one is `metric` when given)."""
+
+
 def plot_curves(run_dir: str | Path, *, metric: str = "CIDEr") -> Path | None:
-    """Losses per stage and validation scores against steps, saved as RUN/curves.png."""
+    """Losses per stage and validation scores against steps (the caption stage's scores, the
+    align stage's retrieval), saved as RUN/curves.png."""
     lines = read_metrics(run_dir)
     losses = [m for m in lines if m.get("event") == "train"]
-    evals = [m for m in lines if m.get("event") == "eval"]
     if not losses:
         return None
     import matplotlib
@@ -95,7 +100,10 @@ def plot_curves(run_dir: str | Path, *, metric: str = "CIDEr") -> Path | None:
     import matplotlib.pyplot as plt
 
     stages = list(dict.fromkeys(m["stage"] for m in losses))
-    panels = len(stages) + (1 if evals else 0)
+    evals = {stage: [m for m in lines if m.get("event") == "eval" and m.get("stage", "caption")
+                     == stage] for stage in EVAL_PANELS}
+    evals = {stage: found for stage, found in evals.items() if found}
+    panels = len(stages) + len(evals)
     fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.4), squeeze=False)
     for ax, stage in zip(axes[0], stages):
         points = [(m["step"], m["loss"]) for m in losses
@@ -104,14 +112,14 @@ def plot_curves(run_dir: str | Path, *, metric: str = "CIDEr") -> Path | None:
         ax.set_title(f"{stage} loss")
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-    if evals:
-        ax = axes[0][-1]
-        for key in (metric, "Bleu_4", "METEOR", "ROUGE_L"):
-            points = [(m["step"], m[key]) for m in evals if key in m]
+    for ax, (stage, found) in zip(axes[0][len(stages):], evals.items()):
+        keys = dict.fromkeys(((metric,) if stage == "caption" else ()) + EVAL_PANELS[stage])
+        for key in keys:
+            points = [(m["step"], m[key]) for m in found if key in m]
             if points:
                 ax.plot(*zip(*points), marker="o", ms=3, label=key)
-        ax.set_title("validation")
-        ax.set_xlabel("caption step")
+        ax.set_title("validation" if stage == "caption" else "align validation (retrieval, %)")
+        ax.set_xlabel(f"{stage} step")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -46,11 +46,13 @@ FALLBACK_FRAME_SECONDS = 0.25
 a Shapes clip)."""
 
 
-def write_config(run_dir: str | Path | RunLayout, cfg: Config) -> Path:
-    """Write the resolved config as the run's config.yaml (atomically, ending with
-    CONFIG_END)."""
+def write_config(run_dir: str | Path | RunLayout, cfg: Config, *, note: str = "") -> Path:
+    """Write the resolved config as the run's config.yaml (atomically, ending with CONFIG_END).
+    `note` goes first, as YAML comment lines: what the settings became on the machine that ran
+    them (e.g. what `train.precision: auto` chose and why), which reading the config ignores."""
     layout = _layout(run_dir)
-    text = yaml.safe_dump(to_dict(cfg), sort_keys=False) + CONFIG_END + "\n"
+    comment = "".join(f"# {line}\n" for line in note.splitlines())
+    text = comment + yaml.safe_dump(to_dict(cfg), sort_keys=False) + CONFIG_END + "\n"
     try:
         return write_text(layout.config, text)
     except OSError as err:
@@ -73,14 +75,15 @@ def read_config(run_dir: str | Path | RunLayout) -> Config:
     return load_config(layout.config)
 
 
-def save_model(model: MFFCL, run_dir: str | Path | RunLayout, cfg: Config | None = None) -> None:
+def save_model(model: MFFCL, run_dir: str | Path | RunLayout, cfg: Config | None = None, *,
+               note: str = "") -> None:
     """Write the model's folder (whole: it replaces the previous one only once complete) and the
-    config into a run directory (rank 0 only, in DDP). Without `cfg`, the config is the model's
-    own sections with defaults elsewhere."""
+    config (headed by `note`, see `write_config`) into a run directory (rank 0 only, in DDP).
+    Without `cfg`, the config is the model's own sections with defaults elsewhere."""
     layout = _layout(run_dir)
     with folders.written_whole(layout.model_dir) as folder:
         model.save(layout.model_files(folder))
-    write_config(layout, cfg or Config(video=model.video_cfg, model=model.cfg))
+    write_config(layout, cfg or Config(video=model.video_cfg, model=model.cfg), note=note)
 
 
 def _refuse_older_layout(layout: RunLayout) -> None:

@@ -1,4 +1,6 @@
-"""Numeric precision of training steps: which autocast a `train.precision` gives on a device."""
+"""Numeric precision of training: `train.precision` decided for the trainer's device, the autocast
+its steps run under, and the gradient scaler (fp16 on CUDA only). The decision itself (what `auto`
+means on which hardware) is `vidcap.runtime.choose_precision`."""
 
 from __future__ import annotations
 
@@ -6,12 +8,22 @@ import contextlib
 
 import torch
 
+from vidcap import runtime
+
+
+def training_precision(requested: str, device: torch.device | str) -> tuple[str, str]:
+    """(fp32 | bf16 | fp16, why) for `train.precision` on `device` (this machine's capability)."""
+    return runtime.resolve_precision(requested, device)
+
 
 def autocast(precision: str, device_type: str) -> contextlib.AbstractContextManager:
-    """The autocast of `train.precision` on a device: bf16 anywhere, fp16 on CUDA only (on CPU
-    it runs in fp32), fp32 as is."""
-    if precision == "bf16":
-        return torch.autocast(device_type, dtype=torch.bfloat16)
-    if precision == "fp16" and device_type == "cuda":
-        return torch.autocast(device_type, dtype=torch.float16)
-    return contextlib.nullcontext()
+    """The autocast of a training step: bf16 or fp16 (CUDA only) autocast, nothing for fp32;
+    `auto` is decided for this machine first (benchmarks pass the preset's value as is)."""
+    if precision == "auto":
+        precision, _ = runtime.resolve_precision(precision, device_type)
+    return runtime.autocast(precision, device_type)
+
+
+def grad_scaler(precision: str, device_type: str) -> torch.amp.GradScaler:
+    """The gradient scaler of a stage: active for fp16 on CUDA only (bf16 and fp32 need none)."""
+    return torch.amp.GradScaler("cuda", enabled=precision == "fp16" and device_type == "cuda")

@@ -21,6 +21,7 @@ from vidcap.errors import ConfigError
 from vidcap.files import atomic_path
 from vidcap.models.mffcl import COMPONENTS, MFFCL
 from vidcap.training.optim import build_optimizer, build_scheduler
+from vidcap.training.precision import grad_scaler
 from vidcap.training.state import set_rng_state
 
 
@@ -84,9 +85,9 @@ class StageSetup:
 
 def setup_stage(model: MFFCL, cfg: Config, name: str, info: DistInfo,
                 records: list[VideoRecord], stage_index: int,
-                trainer_state: dict[str, Any] | None) -> StageSetup:
+                trainer_state: dict[str, Any] | None, precision: str = "fp32") -> StageSetup:
     """Prepare stage `name` (restoring optimiser, schedule, scaler and RNG from `trainer_state`
-    when resuming mid-stage)."""
+    when resuming mid-stage); `precision` is the one chosen for `train.precision`."""
     stage: StageConfig = getattr(cfg.train, name)
     micro = micro_batch(cfg, name, info.world_size)
     trainable = trainable_components(cfg, name)
@@ -97,8 +98,7 @@ def setup_stage(model: MFFCL, cfg: Config, name: str, info: DistInfo,
     optimizer = build_optimizer(model, stage, cfg.train)
     dataset = ClipDataset(records, cfg.video, cache_dir=cfg.data.cache_dir, seed=cfg.train.seed)
     scheduler = build_scheduler(optimizer, stage, max(1, len(dataset) // stage.batch_size))
-    use_fp16 = cfg.train.precision == "fp16" and info.device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_fp16)
+    scaler = grad_scaler(precision, info.device.type)
     if trainer_state is not None:
         optimizer.load_state_dict(trainer_state["optimizer"])
         scheduler.load_state_dict(trainer_state["scheduler"])

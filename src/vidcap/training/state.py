@@ -22,6 +22,9 @@ class TrainState:
     """Samples of this rank's shard already consumed in the current epoch."""
     best_score: float | None = None
     best_step: int | None = None
+    align_best_score: float | None = None
+    """Best validation text-to-video R@1 of the align stage so far (percent)."""
+    align_best_step: int | None = None
     skipped: dict[str, str] = field(default_factory=dict)
     """Unreadable videos met so far: {video_id: reason}."""
 

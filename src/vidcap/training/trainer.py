@@ -40,8 +40,9 @@ from vidcap.runs.layout import RunLayout
 from vidcap.runs.lock import RunLock
 from vidcap.runs.records import MetricsLog, plot_curves
 from vidcap.runs.store import load_model, read_config, record_clip_length, save_model
+from vidcap.runtime import emulated_bf16
 from vidcap.training.checks import check_disk_space, check_java, check_stages
-from vidcap.training.precision import autocast
+from vidcap.training.precision import autocast, training_precision
 from vidcap.training.stage import StageSetup, never_trained, setup_stage
 from vidcap.training.state import TrainState, rng_state
 from vidcap.training.validation import Validator
@@ -92,6 +93,8 @@ class Trainer:
         if resuming:
             cfg = read_config(self.layout)
         self.cfg = cfg
+        self.precision, self.precision_reason = training_precision(cfg.train.precision,
+                                                                   info.device)
         self.train_records, val_records = self._records()
         check_stages(cfg, self.train_records, info.world_size)
         on_main(lambda: check_java(cfg, val_records))
@@ -99,8 +102,9 @@ class Trainer:
             record_clip_length(self.layout, self.train_records)  # for segment captioning
         self.metrics = MetricsLog(run_dir, enabled=info.is_main_process)
         self.validator = Validator(cfg, val_records, info, attributes_beside(cfg.data.manifest),
-                                   self.metrics, self.checkpoints)
+                                   self.metrics, self.checkpoints, self.precision)
         self.model, self.state, self.trainer_state = self._model_and_state(resuming)
+        self._record_runtime()
 
     # -- set-up ---------------------------------------------------------------------------------
 
@@ -142,7 +146,8 @@ class Trainer:
         cfg = self.cfg
         torch.manual_seed(cfg.train.seed)
         captions = [c for r in self.train_records for c in r.captions]
-        save_model(MFFCL.build(cfg.model, cfg.video, captions=captions), self.layout, cfg)
+        save_model(MFFCL.build(cfg.model, cfg.video, captions=captions), self.layout, cfg,
+                   note=self._runtime_note())
 
     def _model_and_state(self, resuming: bool) -> tuple[MFFCL, TrainState, dict | None]:
         if not resuming:
@@ -161,19 +166,46 @@ class Trainer:
             log.info("resuming from %s", latest)
             state = TrainState(**trainer_state["state"])
             self._restore_best(state)
+            self._restore_best(state, align=True)
             self.metrics.truncate_after(state.stage_index, state.step)
         torch.manual_seed(self.cfg.train.seed + self.info.rank)
         return model.to(self.info.device), state, trainer_state
 
-    def _restore_best(self, state: TrainState) -> None:
+    def _restore_best(self, state: TrainState, *, align: bool = False) -> None:
         """The best score validated at or before the checkpoint's step (a validation runs just
-        after its step's checkpoint, so the checkpoint itself does not hold it)."""
-        info = self.checkpoints.best_info()
+        after its step's checkpoint, so the checkpoint itself does not hold it); `align`: the
+        align stage's, from best-align/."""
+        info = self.checkpoints.best_info(self.layout.best_align if align else None)
         if not info or "step" not in info or "score" not in info:
             return
         position = (int(info.get("stage_index", state.stage_index)), int(info["step"]))
         if position <= (state.stage_index, state.step):
-            state.best_score, state.best_step = float(info["score"]), int(info["step"])
+            best = float(info["score"]), int(info["step"])
+            if align:
+                state.align_best_score, state.align_best_step = best
+            else:
+                state.best_score, state.best_step = best
+
+    def _runtime_note(self) -> str:
+        """The head of config.yaml: what `train.precision` became on this machine, and why."""
+        return (f"train.precision: {self.cfg.train.precision} ran as {self.precision} on "
+                f"{self.info.device}: {self.precision_reason}.\n"
+                "(written by vidcap train; each session's choice and torch threads are a "
+                "`runtime` line of metrics.jsonl)")
+
+    def _record_runtime(self) -> None:
+        """Say how this session computes: in the log and as a `runtime` line of metrics.jsonl."""
+        threads = torch.get_num_threads()
+        emulated = emulated_bf16(self.precision, self.info.device)
+        log.log(logging.WARNING if emulated else logging.INFO,
+                "precision %s (train.precision %s; %s), %d torch thread(s) on %s",
+                self.precision, self.cfg.train.precision, self.precision_reason, threads,
+                self.info.device)
+        self.metrics.write(event="runtime", stage_index=self.state.stage_index,
+                           step=self.state.step, precision=self.precision,
+                           requested=self.cfg.train.precision, reason=self.precision_reason,
+                           device=str(self.info.device), threads=threads,
+                           processes=self.info.world_size)
 
     # -- the run --------------------------------------------------------------------------------
 
@@ -181,17 +213,27 @@ class Trainer:
         stages = self.cfg.train.stages
         while self.state.stage_index < len(stages):
             self._run_stage(stages[self.state.stage_index])
+            if stages[self.state.stage_index] == "align" and self.cfg.train.align_keep_best:
+                self._start_from_align_best()
             self.state = replace(self.state, stage_index=self.state.stage_index + 1, step=0,
                                  epoch=0, position=0)
             self.trainer_state = None
         on_main(self._finish)
         return self.layout.root
 
+    def _start_from_align_best(self) -> None:
+        """The next stage starts from the align stage's best weights (every rank loads them)."""
+        barrier()
+        if self.checkpoints.load_best(self.model, self.layout.best_align):
+            log.info("the caption stage starts from the align stage's best weights (step %s, "
+                     "text->video R@1 %s)", self.state.align_best_step,
+                     self.state.align_best_score)
+
     def _finish(self) -> None:
         """The final save (rank 0): the model folder swapped in whole, the curves, then the final
         trainer state, which marks the run finished; a kill before it is resumed from the last
         checkpoint and saves again."""
-        save_model(self.model, self.layout, self.cfg)
+        save_model(self.model, self.layout, self.cfg, note=self._runtime_note())
         plot_curves(self.layout.root, metric=self.cfg.train.eval_metric)
         self.checkpoints.save_final_state({"state": asdict(self.state)})
         if self.state.skipped:
@@ -204,7 +246,7 @@ class Trainer:
         if self.state.step >= stage.steps:
             return
         setup = setup_stage(self.model, self.cfg, name, self.info, self.train_records,
-                            self.state.stage_index, self.trainer_state)
+                            self.state.stage_index, self.trainer_state, self.precision)
         bar = tqdm(total=stage.steps, initial=self.state.step, desc=name, unit="step",
                    disable=None if self.info.is_main_process else True, dynamic_ncols=True)
         window = LossWindow()
@@ -298,7 +340,7 @@ class Trainer:
             last = i == len(group) - 1
             sync = contextlib.nullcontext() if last or not info.is_distributed \
                 else setup.objective.no_sync()
-            with sync, autocast(cfg.train.precision, info.device.type):
+            with sync, autocast(self.precision, info.device.type):
                 loss = setup.objective(batch.pixels.to(info.device, non_blocking=True), text)
             setup.scaler.scale(loss / len(group)).backward()
             losses.append(float(loss.detach()))

@@ -15,6 +15,7 @@ from tests.apps.serve.conftest import TinyIndex, files_under
 from vidcap.apps.serve.app import STATIC, ServeSettings, create_app
 from vidcap.apps.serve.engine import ModelEngine
 from vidcap.runs.store import load_run, read_config
+from vidcap.runtime import resolve_precision
 from vidcap.video import load_clip, probe_video
 
 
@@ -245,7 +246,9 @@ def test_healthz_says_model_device_precision_and_queue(make_client):
     health = make_client(max_queue=3).get("/healthz").json()
     assert health["status"] == "ok" and health["run"] == "run"
     assert health["model"].startswith("MFFCL")
-    assert health["device"] == "cpu" and health["precision"] == "float32"
+    # the precision the model runs under: auto, decided for this CPU
+    assert health["device"] == "cpu"
+    assert health["precision"] == resolve_precision("auto", "cpu")[0]
     assert health["queue"] == {"running": 0, "queued": 0, "max_queue": 3}
     assert health["search"] is False
 

@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from vidcap.apps.ablation.grid import TAUS, Cell, NoAlignBudget, build_grid, select_cells
-from vidcap.apps.ablation.machine import machine_info, torch_threads, usable_cores
+from vidcap.apps.ablation.machine import machine_info, torch_threads
 from vidcap.apps.ablation.report import format_markdown
 from vidcap.apps.ablation.results import RECORD, TEST_SPLIT, collect_results, read_json
 from vidcap.config import Config, load_config
 from vidcap.errors import ConfigError, VidcapError
 from vidcap.files import write_json, write_text
 from vidcap.runs.layout import RunLayout
+from vidcap.runtime import default_threads
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +220,7 @@ def run_grid(config: str, out: str | Path, *, overrides: Sequence[str] = (), see
     base: Config = load_config(config, list(overrides))
     chosen = select_cells(build_grid(base, taus=taus, base_tau=base_tau,
                                      no_align_budget=no_align_budget), cells)
-    threads = max(1, usable_cores() // jobs)
+    threads = default_threads(jobs)
     device = device or pick_device(base.train.device).type
     job_list = _make_jobs(config, out, overrides, chosen, seeds, device,
                           threads if jobs > 1 else None)

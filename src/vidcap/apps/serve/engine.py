@@ -38,6 +38,7 @@ from vidcap.config import GenerateConfig
 from vidcap.errors import VideoError, VidcapError
 from vidcap.models.mffcl import MFFCL
 from vidcap.runs.store import clip_length, load_run, read_config
+from vidcap.runtime import resolve_precision
 from vidcap.video import probe_video, read_clip
 from vidcap.visualize import Method, draw_attention
 
@@ -131,15 +132,17 @@ class Engine(Protocol):
 
 def describe_video(model: torch.nn.Module, video: Path, gen: GenerateConfig,
                    options: CaptionOptions, *, clip_length: float,
-                   stop: threading.Event | None = None) -> CaptionResult:
+                   stop: threading.Event | None = None, precision: str = "fp32") -> CaptionResult:
     """Caption `video` scene by scene, as `vidcap caption --segments` does (one pass over the
     file; neighbouring scenes with the same caption merged). A video that cannot be read at all
     raises its VideoError; a file that breaks part-way keeps the scenes before the break. `stop`
-    is not consulted: one video is captioned in one call (see the worker's time limit)."""
+    is not consulted: one video is captioned in one call (see the worker's time limit). The model
+    runs under `precision` (fp32, bf16 or fp16)."""
     duration = probe_video(video).duration  # an unreadable upload fails here, in one line
     request = SegmentRequest(options.segments, clip_length=clip_length,
                              window=options.window, stride=options.stride)
-    result = next(caption_files(model, [video], model.video_cfg, gen, request=request))
+    result = next(caption_files(model, [video], model.video_cfg, gen, request=request,
+                                precision=precision))
     if not result.cues:
         reason = (result.error or "no caption").removeprefix(f"{video}: ")
         raise VideoError(video, reason)
@@ -151,13 +154,16 @@ def describe_video(model: torch.nn.Module, video: Path, gen: GenerateConfig,
 
 
 class ModelEngine:
-    """The `Engine` of a run directory: its model loaded once, on `device`."""
+    """The `Engine` of a run directory: its model loaded once, on `device`, run under
+    `precision` (auto: as `vidcap.runtime.resolve_precision` decides it for the device)."""
 
     def __init__(self, run: str | Path, *, device: str = "cpu", which: str = "auto",
-                 index: SearchIndex | Callable[[MFFCL], SearchIndex] | None = None) -> None:
+                 index: SearchIndex | Callable[[MFFCL], SearchIndex] | None = None,
+                 precision: str = "auto") -> None:
         """`index`: a search index, or a function opening one with the model once it is loaded
         (`vidcap serve --index`: queries are embedded by the served model itself)."""
         self.run = Path(run)
+        self.precision, self.precision_reason = resolve_precision(precision, device)
         self.model = load_run(self.run, device=device, which=which,  # checks it is a run first
                               with_text_encoder=index is not None)  # search embeds queries
         self.config = read_config(self.run)
@@ -173,7 +179,7 @@ class ModelEngine:
         """Caption a video file with `options` over the run's decoding settings."""
         gen = options.generate_config(self.config.generate)
         return describe_video(self.model, video, gen, options, clip_length=self.clip_length,
-                              stop=stop)
+                              stop=stop, precision=self.precision)
 
     def attention_png(self, video: Path, *, layer: int | None = None, method: Method = "mean",
                       stop: threading.Event | None = None) -> bytes:
@@ -182,7 +188,7 @@ class ModelEngine:
         with tempfile.TemporaryDirectory(prefix="attention-", dir=video.parent) as folder:
             out = Path(folder) / "attention.png"
             draw_attention(self.model, clip, out, gen=self.config.generate, layer=layer,
-                           method=method)
+                           method=method, precision=self.precision)
             return out.read_bytes()
 
     def search(self, query: str, k: int) -> list[SearchHit]:
@@ -204,5 +210,5 @@ class ModelEngine:
                          f"{cfg.model.mapper.kind} mapper, tau {cfg.model.mapper.num_queries}; "
                          f"GPT-2 {cfg.model.decoder.num_layers} blocks",
                 "device": str(model.device),
-                "precision": str(next(model.parameters()).dtype).removeprefix("torch."),
+                "precision": self.precision,
                 "search": self.has_search}

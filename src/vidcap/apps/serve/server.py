@@ -27,8 +27,9 @@ def is_loopback(host: str) -> bool:
 
 def serve(run: str | Path, *, index: str | Path | None = None, host: str = "127.0.0.1",
           port: int = 8000, settings: ServeSettings | None = None, device: str = "cpu",
-          which: str = "auto", log_level: str = "info") -> None:
-    """Serve the page and the API of `run` until interrupted (Ctrl-C)."""
+          which: str = "auto", log_level: str = "info", precision: str = "auto") -> None:
+    """Serve the page and the API of `run` until interrupted (Ctrl-C); the model runs under
+    `precision` (auto, fp32, bf16 or fp16)."""
     import uvicorn
 
     search = None
@@ -37,7 +38,7 @@ def serve(run: str | Path, *, index: str | Path | None = None, host: str = "127.
 
         def search(model: MFFCL) -> IndexSearch:
             return IndexSearch.open(index, model, run, which=which)
-    engine = ModelEngine(run, device=device, which=which, index=search)
+    engine = ModelEngine(run, device=device, which=which, index=search, precision=precision)
     app = create_app(engine, settings)
     if not is_loopback(host):
         log.warning("listening on %s: other machines can reach this server, upload videos to "
