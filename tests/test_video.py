@@ -415,6 +415,28 @@ def test_iter_frames_gives_every_frame_bit_identical(kinds, kind) -> None:
                for f, p in zip(frames, plain))
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_kept_pictures_convert_later_to_the_same_frames(kinds, kind) -> None:
+    """Pictures kept from a pass that converts nothing give, when converted afterwards, what a
+    converting pass gives: the same RGB, the same small grey copy; small copies never grow."""
+    with iter_frames(kinds[kind], rgb=False, keep_pictures=True) as frames:
+        kept = list(frames)
+    converted = list(iter_frames(kinds[kind], small=16))
+    assert [f.index for f in kept] == [f.index for f in converted]
+    for frame, plain in zip(kept, converted):
+        picture = frame.picture
+        assert frame.image is None and picture is not None and picture.nbytes > 0
+        assert np.array_equal(picture.rgb(), plain.image)
+        assert np.array_equal(picture.small(16), plain.small)
+        assert picture.small(16, "rgb").shape == plain.small.shape + (3,)
+        assert picture.small(16, "value").shape == plain.small.shape
+        # never enlarged; unscaled, the value plane is exactly max(R, G, B) of the RGB frame
+        assert np.array_equal(picture.small(100_000, "value"), plain.image.max(axis=2))
+        assert picture.small(100_000).shape == plain.image.shape[:2]
+    with pytest.raises(ValueError, match="kind"):
+        kept[0].picture.small(16, "hsv")
+
+
 @pytest.mark.parametrize("name", ["every4", "dense", "mpeg4"])
 def test_seeks_land_on_the_keyframe_asked_for(clips, kinds, name) -> None:
     """Seeking by a keyframe's dts lands one GOP early on B-frame files; by its pts, on it."""
@@ -617,6 +639,23 @@ def test_truncated_mp4_files_stay_errors(complete, tmp_path, keep) -> None:
     for read in (probe_video, lambda p: read_frames(p, 8), iter_frames):
         with pytest.raises(VideoError, match="truncated or corrupt data"):
             read(path)
+
+
+@pytest.mark.parametrize("keep", [0.3, 0.6, 0.9])
+def test_a_cut_mp4_is_read_as_far_as_it_goes_when_asked(complete, tmp_path, keep) -> None:
+    """`iter_frames(partial_mp4=True)`: a cut MP4 is a truncated file read up to where its data
+    ends, the frames those a plain decode gives."""
+    data = complete[".mp4"].read_bytes()
+    path = tmp_path / "cut.mp4"
+    path.write_bytes(data[:int(len(data) * keep)])
+    plain = plain_decode(path)
+    with iter_frames(path, partial_mp4=True) as frames:
+        got = list(frames)
+        truncation = frames.truncation
+    assert truncation is not None and truncation.frames < 80 and "80 frames" in truncation.announced
+    assert 0 < len(got) <= truncation.frames and len(got) <= len(plain)
+    assert all(np.array_equal(f.image, p) for f, p in zip(got, plain))
+    assert shown([f.image for f in got]) == list(range(len(got)))
 
 
 def test_a_file_cut_inside_its_header_is_still_an_error(complete, tmp_path) -> None:
