@@ -339,6 +339,24 @@ def test_crop_frames_keeps_uint8_and_preprocess_is_crop_then_normalize() -> None
                           torch.tensor((cropped[1, 3, 4, 2] / 255 - 0.5) / 0.25).float())
 
 
+@pytest.mark.parametrize("shape,size", [((5, 360, 640, 3), 64), ((4, 37, 51, 3), 24),
+                                        ((3, 240, 180, 3), 224), ((2, 90, 90, 3), 32)])
+def test_crop_frames_gives_the_bytes_of_one_batched_float_resize(shape, size) -> None:
+    """The frames training caches hold: one float antialiased bilinear resize of the whole stack,
+    rounded to uint8, then the centre crop (crop_frames resizes frame by frame, to the byte)."""
+    import torch.nn.functional as F
+
+    frames = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
+    h, w = shape[1:3]
+    out = (max(size, round(h * size / min(h, w))), max(size, round(w * size / min(h, w))))
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
+    x = F.interpolate(x, size=out, mode="bilinear", antialias=True, align_corners=False)
+    batched = x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    top, left = (out[0] - size) // 2, (out[1] - size) // 2
+    expected = batched[:, top:top + size, left:left + size]
+    assert np.array_equal(crop_frames(frames, size), expected)
+
+
 def test_load_clip_gives_encoder_input(clips) -> None:
     cfg = VideoConfig(num_frames=4, image_size=16)
     x = load_clip(clips["every4"], cfg, start=2.0, end=4.0)

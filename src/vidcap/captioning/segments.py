@@ -268,7 +268,8 @@ class ShotParams:
 
 SHOT_FRAME_SIDE = 256
 """Longest side, in pixels, of the frames the shot detector compares: PySceneDetect's own
-SceneManager downscales larger frames to this size (its `DEFAULT_MIN_WIDTH`) before detecting."""
+SceneManager downscales wider frames to this width (its `DEFAULT_MIN_WIDTH`) before detecting,
+the same size for landscape video."""
 
 
 def shot_frame(picture: Picture, params: ShotParams) -> np.ndarray:
