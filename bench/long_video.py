@@ -3,7 +3,7 @@ model, against one plain PyAV decode of the file.
 
 Writes (once; kept at `--video`) a `--minutes`-long 640x360 H.264 video at 30 fps: scenes of 2 to
 8 s, each a textured background of its own with a square crossing it, joined by hard cuts. Then
-times, as the median of `--repeats` interleaved runs:
+times, as the median of `--repeats` interleaved runs (wall and CPU seconds, all threads):
 
 * decode: a plain PyAV pass, every frame converted to RGB (the baseline: one decode);
 * decode + detect: the same pass feeding every frame to the shot detector (its own cost);
@@ -105,6 +105,15 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
+def timed_cpu(fn, cpu: list[float]) -> float:
+    """Wall seconds of `fn()`; its CPU seconds (every thread of this process) go into `cpu`
+    (steadier than wall time on a machine shared with other jobs)."""
+    start = time.process_time()
+    wall = timed(fn)
+    cpu.append(time.process_time() - start)
+    return wall
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10)
@@ -118,11 +127,14 @@ def main() -> None:
         write_long_video(args.video, args.minutes)
     info = probe_video(args.video)
     request = SegmentRequest("auto", clip_length=2.0)
-    times: dict[str, list[float]] = {"decode": [], "decode_detect": [], "segments": []}
+    runs = {"decode": lambda: decode(args.video),
+            "decode_detect": lambda: decode(args.video, ShotDetector(info.fps)),
+            "segments": lambda: segments(args.video, request)}
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    cpu: dict[str, list[float]] = {k: [] for k in runs}
     for _ in range(args.repeats):
-        times["decode"].append(timed(lambda: decode(args.video)))
-        times["decode_detect"].append(timed(lambda: decode(args.video, ShotDetector(info.fps))))
-        times["segments"].append(timed(lambda: segments(args.video, request)))
+        for name, run in runs.items():
+            times[name].append(timed_cpu(run, cpu[name]))
     clips = segments(args.video, request)
     cfg = load_config("shapes-tiny")
     from vidcap.models.mffcl import MFFCL
@@ -136,6 +148,7 @@ def main() -> None:
                                              request=request, workers=1)))
     load.append(os.getloadavg())
     median = {k: statistics.median(v) for k, v in times.items()}
+    median_cpu = {k: statistics.median(v) for k, v in cpu.items()}
     print(json.dumps({
         "video": {"frames": info.num_frames, "seconds": round(info.duration, 2),
                   "size": f"{info.width}x{info.height}", "keyframes": info.num_keyframes},
@@ -146,6 +159,10 @@ def main() -> None:
         "caption_files_seconds": round(whole, 2),
         "caption_over_decode_plus_model": round(whole / (median["decode"] + model_seconds), 2),
         "all_seconds": {k: [round(x, 2) for x in v] for k, v in times.items()},
+        "cpu_seconds": {k: round(v, 2) for k, v in median_cpu.items()},
+        "cpu_segments_over_decode": round(median_cpu["segments"] / median_cpu["decode"], 2),
+        "cpu_detect_over_decode": round(median_cpu["decode_detect"] / median_cpu["decode"], 2),
+        "all_cpu_seconds": {k: [round(x, 2) for x in v] for k, v in cpu.items()},
         "load_average": [round(x[0], 2) for x in load], "cpus": os.cpu_count(),
         "machine": platform.machine()}, indent=1))
 

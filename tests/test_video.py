@@ -339,6 +339,24 @@ def test_crop_frames_keeps_uint8_and_preprocess_is_crop_then_normalize() -> None
                           torch.tensor((cropped[1, 3, 4, 2] / 255 - 0.5) / 0.25).float())
 
 
+@pytest.mark.parametrize("shape,size", [((5, 360, 640, 3), 64), ((4, 37, 51, 3), 24),
+                                        ((3, 240, 180, 3), 224), ((2, 90, 90, 3), 32)])
+def test_crop_frames_gives_the_bytes_of_one_batched_float_resize(shape, size) -> None:
+    """The frames training caches hold: one float antialiased bilinear resize of the whole stack,
+    rounded to uint8, then the centre crop (crop_frames resizes frame by frame, to the byte)."""
+    import torch.nn.functional as F
+
+    frames = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
+    h, w = shape[1:3]
+    out = (max(size, round(h * size / min(h, w))), max(size, round(w * size / min(h, w))))
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
+    x = F.interpolate(x, size=out, mode="bilinear", antialias=True, align_corners=False)
+    batched = x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    top, left = (out[0] - size) // 2, (out[1] - size) // 2
+    expected = batched[:, top:top + size, left:left + size]
+    assert np.array_equal(crop_frames(frames, size), expected)
+
+
 def test_load_clip_gives_encoder_input(clips) -> None:
     cfg = VideoConfig(num_frames=4, image_size=16)
     x = load_clip(clips["every4"], cfg, start=2.0, end=4.0)
@@ -413,6 +431,28 @@ def test_iter_frames_gives_every_frame_bit_identical(kinds, kind) -> None:
     assert [f.time for f in frames] == times and times == sorted(times) and times[0] == 0.0
     assert all(np.array_equal(f.image, p) and f.image.flags.c_contiguous
                for f, p in zip(frames, plain))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_kept_pictures_convert_later_to_the_same_frames(kinds, kind) -> None:
+    """Pictures kept from a pass that converts nothing give, when converted afterwards, what a
+    converting pass gives: the same RGB, the same small grey copy; small copies never grow."""
+    with iter_frames(kinds[kind], rgb=False, keep_pictures=True) as frames:
+        kept = list(frames)
+    converted = list(iter_frames(kinds[kind], small=16))
+    assert [f.index for f in kept] == [f.index for f in converted]
+    for frame, plain in zip(kept, converted):
+        picture = frame.picture
+        assert frame.image is None and picture is not None and picture.nbytes > 0
+        assert np.array_equal(picture.rgb(), plain.image)
+        assert np.array_equal(picture.small(16), plain.small)
+        assert picture.small(16, "rgb").shape == plain.small.shape + (3,)
+        assert picture.small(16, "value").shape == plain.small.shape
+        # never enlarged; unscaled, the value plane is exactly max(R, G, B) of the RGB frame
+        assert np.array_equal(picture.small(100_000, "value"), plain.image.max(axis=2))
+        assert picture.small(100_000).shape == plain.image.shape[:2]
+    with pytest.raises(ValueError, match="kind"):
+        kept[0].picture.small(16, "hsv")
 
 
 @pytest.mark.parametrize("name", ["every4", "dense", "mpeg4"])
@@ -617,6 +657,23 @@ def test_truncated_mp4_files_stay_errors(complete, tmp_path, keep) -> None:
     for read in (probe_video, lambda p: read_frames(p, 8), iter_frames):
         with pytest.raises(VideoError, match="truncated or corrupt data"):
             read(path)
+
+
+@pytest.mark.parametrize("keep", [0.3, 0.6, 0.9])
+def test_a_cut_mp4_is_read_as_far_as_it_goes_when_asked(complete, tmp_path, keep) -> None:
+    """`iter_frames(partial_mp4=True)`: a cut MP4 is a truncated file read up to where its data
+    ends, the frames those a plain decode gives."""
+    data = complete[".mp4"].read_bytes()
+    path = tmp_path / "cut.mp4"
+    path.write_bytes(data[:int(len(data) * keep)])
+    plain = plain_decode(path)
+    with iter_frames(path, partial_mp4=True) as frames:
+        got = list(frames)
+        truncation = frames.truncation
+    assert truncation is not None and truncation.frames < 80 and "80 frames" in truncation.announced
+    assert 0 < len(got) <= truncation.frames and len(got) <= len(plain)
+    assert all(np.array_equal(f.image, p) for f, p in zip(got, plain))
+    assert shown([f.image for f in got]) == list(range(len(got)))
 
 
 def test_a_file_cut_inside_its_header_is_still_an_error(complete, tmp_path) -> None:

@@ -14,8 +14,8 @@ from vidcap.errors import ConfigError, VideoError
 from vidcap.evaluation.segments import match_cuts
 from vidcap.captioning.segments import (Cue, Segment, ShotDetector, ShotParams, detect_shots,
                              fixed_windows, merge_same_captions, needs_shots, plan_segments,
-                             segments_between_cuts, split_long)
-from vidcap.video import read_sampled, write_video
+                             segments_between_cuts, shot_frame, split_long)
+from vidcap.video import iter_frames, read_sampled, write_video
 
 
 def spans(segments: list[Segment]) -> list[tuple[float, float]]:
@@ -211,3 +211,54 @@ def test_detect_shots_names_a_file_that_is_not_a_video(tmp_path) -> None:
         detect_shots(bad)
     with pytest.raises(ConfigError):
         ShotParams(window=0)
+
+
+def _library_cuts(path: Path, params: ShotParams) -> list[float]:
+    """The cuts PySceneDetect finds on its own: its PyAV reader, its SceneManager (which
+    downscales), its `AdaptiveDetector` on BGR frames with the same parameters."""
+    from scenedetect import SceneManager, open_video
+    from scenedetect.detectors import AdaptiveDetector
+
+    video = open_video(str(path), backend="pyav")
+    manager = SceneManager()
+    manager.add_detector(AdaptiveDetector(
+        adaptive_threshold=params.threshold, min_content_val=params.min_content,
+        min_scene_len=max(1, round(params.min_shot * video.frame_rate)),
+        window_width=params.window, luma_only=params.luma_only))
+    manager.detect_scenes(video)
+    return [start.seconds for start, _ in manager.get_scene_list()[1:]]
+
+
+@pytest.mark.parametrize("params", [ShotParams(), ShotParams(threshold=1.2, min_content=0.5)])
+def test_value_plane_detection_finds_the_cuts_the_library_finds(tmp_path, params) -> None:
+    """`detect_shots` scores the decoder's small HSV value plane instead of letting the library
+    convert full BGR frames: the same cuts, on camera-like content larger than the detector's
+    size (downscaled) and on long Shapes videos (not)."""
+    rng = np.random.default_rng(3)
+    first, second = _texture(rng, 480, 640), _texture(rng, 480, 640)
+    frames = np.concatenate([_camera(first, rng, 40, dx=2.0, zoom=0.0),
+                             _camera(second, rng, 40, dx=0.0, zoom=0.01)])
+    write_video(tmp_path / "camera.mp4", frames, 30)
+    prepare_long_shapes(tmp_path / "long", LongShapesSpec(size=128, seed=99, clips=(3, 4)), 1)
+    video = json.loads((tmp_path / "long" / "segments.jsonl").read_text())
+    for path in (tmp_path / "camera.mp4", tmp_path / "long" / video["path"]):
+        ours = detect_shots(path, params)
+        assert ours == pytest.approx(_library_cuts(path, params), abs=1e-6), path
+    assert detect_shots(tmp_path / "camera.mp4", ShotParams()) == [pytest.approx(40 / 30)]
+
+
+def test_rgb_frames_and_value_planes_give_the_same_cuts(tmp_path) -> None:
+    """A detector fed full RGB frames (turned into value planes itself) and one fed the small
+    copies `shot_frame` makes from the decoder's pictures agree."""
+    root = tmp_path / "long"
+    prepare_long_shapes(root, LongShapesSpec(size=96, seed=7, clips=(3, 4)), 1)
+    path = root / json.loads((root / "segments.jsonl").read_text())["path"]
+    params = ShotParams()
+    fed_rgb, fed_small = ShotDetector(8.0, params), ShotDetector(8.0, params)
+    with iter_frames(path, keep_pictures=True) as frames:
+        for frame in frames:
+            fed_rgb.feed(frame.index, frame.time, frame.image)
+            fed_small.feed(frame.index, frame.time, shot_frame(frame.picture, params))
+    assert fed_rgb.cuts() == fed_small.cuts() != []
+    with pytest.raises(ValueError, match="colour frames"):
+        ShotDetector(8.0, ShotParams(luma_only=False)).feed(0, 0.0, np.zeros((8, 8), np.uint8))

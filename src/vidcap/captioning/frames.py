@@ -3,47 +3,44 @@ and video reading.
 
 For each segment of a video's plan (`vidcap.captioning.segments.plan_segments`) it gives the
 frames a model sees: segment-centre sampling over the segment's frames, exactly what
-`vidcap.video.read_sampled(path, T, start=, end=)` reads, resized and centre-cropped as in
-training (`crop_frames`). A video of one segment (`none`, a short video under `auto`, one fixed
-window) is read with `read_sampled` itself, seeking to the frames it needs. A video of several
-segments is decoded once: every frame goes past the shot detector (shot modes) and into a
-buffer, and each segment's frames are taken from the buffer as soon as the pass has gone beyond
-its end; frames no open segment can need are dropped on the way, so the buffer holds about one
-shot (at most `BUFFER_BYTES`; frames beyond are read again with `read_sampled` afterwards).
+`vidcap.video.read_sampled(path, T, start=, end=)` reads (the same timeline, the same frames,
+the same RGB conversion), resized and centre-cropped as in training (`crop_frames`). A video of
+one segment (`none`, a short video under `auto`, one fixed window) is read with `read_sampled`
+itself, seeking to the frames it needs. A video of several segments is decoded once
+(`vidcap.video.iter_frames`): every frame goes past the shot detector as a small copy made by the
+decoder's scaler (shot modes), and is kept as the decoder gave it (a `Picture`, YUV) while an
+open segment or shot may still sample it; a segment's frames are turned into RGB and cropped as
+soon as the pass has gone beyond them, so only the sampled frames are ever converted. The buffer
+holds about one shot (at most `BUFFER_BYTES`; frames beyond are read again with `read_sampled`
+afterwards).
 
-A file that stops decoding part-way (truncated, corrupt) still gives the segments of the part
-that decodes, clipped where it broke, and an error that names the file and the time it broke at.
-
-Where the one-pass reader plugs in: `open_frames` below is the only code that decodes for the
-pass. Today it is PySceneDetect's PyAV reader (the pass `detect_shots` makes); when
-`vidcap.video.iter_frames(path)` lands it replaces that reader there (the same yield: index, time
-in seconds from the first frame, frame; RGB, so `bgr=False`), and its truncation report replaces
-the frame count check of `_Collector._decoded_end`.
+A file that stops decoding part-way (truncated, cut short, corrupt) still gives the segments of
+the part that decodes in a row from the first frame, clipped where it broke, and one error that
+names the file and the time it broke at.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import contextmanager
+from bisect import bisect_left
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from vidcap.captioning.segments import (Segment, ShotDetector, ShotParams, needs_shots,
-                                        open_scene_stream, plan_segments, split_long,
-                                        stream_frames)
+                                        plan_segments, shot_frame, split_long)
 from vidcap.errors import ConfigError, VideoError
-from vidcap.video import (VideoInfo, crop_frames, probe_video, read_sampled, sample_frame_indices,
-                          window_frame_range)
+from vidcap.video import (FrameIterator, Picture, Truncation, VideoInfo, crop_frames, iter_frames,
+                          read_sampled, sample_frame_indices, window_frame_range)
 
 log = logging.getLogger(__name__)
 
 BUFFER_BYTES = 1 << 30
-"""Most bytes of decoded frames one pass holds at a time (about one shot's frames)."""
+"""Most bytes of decoded pictures one pass holds at a time (about one shot's frames, as the
+decoder gave them: 4:2:0 video holds half the bytes of RGB)."""
 _EPS = 1e-6
 
 
@@ -92,40 +89,6 @@ class SegmentsRead:
 
 
 # ---------------------------------------------------------------------------------------------
-# the frame source: the one place that decodes for the pass
-
-
-@dataclass
-class FramePass:
-    """An open decoding pass: its frame rate, its declared duration, and its frames."""
-
-    fps: float
-    duration: float
-    """Seconds the container declares (a truncated file declares what it should hold)."""
-    frames: Iterator[tuple[int, float, np.ndarray]]
-    """(index, seconds from the first frame, uint8 (H, W, 3) frame), in presentation order."""
-    bgr: bool = False
-    """The frames are in OpenCV's BGR order (PySceneDetect's reader): the shot detector takes
-    them as they are, and only the sampled frames are turned to RGB."""
-
-
-@contextmanager
-def open_frames(path: Path) -> Iterator[FramePass]:
-    """Every frame of `path`, once, in order (PySceneDetect's PyAV reader, as `detect_shots`
-    reads; a VideoError when it cannot be opened). The reader stops quietly where a file stops
-    decoding; `_Collector._decoded_end` finds out from the frame count."""
-    quiet = logging.getLogger("pyscenedetect")
-    level = quiet.level
-    quiet.setLevel(logging.CRITICAL)  # its decode warnings: the error we report says it once
-    try:
-        stream = open_scene_stream(path)
-        yield FramePass(float(stream.frame_rate), float(stream.duration.seconds),
-                        stream_frames(stream), bgr=True)
-    finally:
-        quiet.setLevel(level)
-
-
-# ---------------------------------------------------------------------------------------------
 # the adapter
 
 
@@ -134,27 +97,17 @@ def sample_segments(path: str | Path, num_frames: int, image_size: int,
     """Yield a `SegmentClip` per segment of `path`, in time order, as each is ready, then one
     `SegmentsRead`. A file that cannot be read at all raises `VideoError`."""
     path = Path(path)
-    try:
-        info, broken = probe_video(path), None
-    except VideoError as err:
-        info, broken = None, err  # perhaps a part of it decodes: the pass will tell
-    if info is not None:
+    with iter_frames(path, rgb=False, keep_pictures=True, partial_mp4=True) as frames:
+        info = frames.info
         planned = _plan_without_cuts(request, info)
         if planned is not None and len(planned) == 1:
-            sampled = read_sampled(path, num_frames)
-            yield SegmentClip(planned[0], crop_frames(sampled.frames, image_size))
-            yield SegmentsRead(planned, info.duration, info.fps)
-            return
-    try:
-        with open_frames(path) as source:
-            collector = _Collector(path, num_frames, image_size, request, info, source)
-            for index, time, frame in source.frames:
-                yield from collector.add(index, time, frame)
-            yield from collector.finish(broken)
-    except VideoError:
-        if broken is not None:
-            raise broken from None
-        raise
+            whole = _read_whole(path, num_frames, image_size, planned[0])
+            if whole is not None:
+                yield whole
+                yield SegmentsRead(planned, info.duration, info.fps)
+                return
+        collector = _Collector(path, num_frames, image_size, request, info, frames.times)
+        yield from collector.run(frames)
 
 
 def _plan_without_cuts(request: SegmentRequest, info: VideoInfo) -> list[Segment] | None:
@@ -162,6 +115,27 @@ def _plan_without_cuts(request: SegmentRequest, info: VideoInfo) -> list[Segment
     if needs_shots(request.mode, info.duration, request.clip_length):
         return None
     return _plan_at(request, info.duration, info.fps or 25.0)
+
+
+def _read_whole(path: Path, num_frames: int, image_size: int,
+                segment: Segment) -> SegmentClip | None:
+    """The one segment of a video, read by seeking; None when that fails (the pass will say
+    where the file breaks and keep the part before)."""
+    try:
+        sampled = read_sampled(path, num_frames)
+    except VideoError as err:
+        log.debug("%s: %s; decoding it whole instead", path, err.reason)
+        return None
+    return SegmentClip(segment, crop_frames(sampled.frames, image_size))
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """A segment and its frames: the first one (index) and the ones sampled."""
+
+    segment: Segment
+    first: int
+    picks: list[int]
 
 
 @dataclass
@@ -172,121 +146,156 @@ class _Collector:
     num_frames: int
     image_size: int
     request: SegmentRequest
-    info: VideoInfo | None
-    source: FramePass
-    times: list[float] = field(default_factory=list)
-    buffer: OrderedDict[int, np.ndarray] = field(default_factory=OrderedDict)
-    """Decoded frames by index, oldest first, from the earliest frame an open segment needs."""
-    pending: list[Segment] = field(default_factory=list)
+    info: VideoInfo
+    times: list[float]
+    """Every frame's timestamp, by index (the timeline `read_sampled` samples from)."""
+    buffer: dict[int, Picture] = field(default_factory=dict)
+    """Decoded pictures by index, oldest first, from the earliest frame an open segment needs."""
+    pending: list[_Planned] = field(default_factory=list)
     done: list[Segment] = field(default_factory=list)
     overflow: list[Segment] = field(default_factory=list)
     shot_start: float = 0.0
+    shot_first: int = 0
     buffered_bytes: int = 0
+    decoded: int = 0
+    """Frames decoded in a row from the first (the index the next frame must have)."""
 
     def __post_init__(self) -> None:
-        self.duration = self.info.duration if self.info else self.source.duration
-        self.fps = (self.info.fps if self.info else 0.0) or self.source.fps or 25.0
+        self.duration, self.fps = self.info.duration, self.info.fps or 25.0
         if not math.isfinite(self.duration) or self.duration <= 0:
             raise VideoError(self.path, "cannot tell how long the video is")
+        self.params = self.request.shots or ShotParams()
         cut = needs_shots(self.request.mode, self.duration, self.request.clip_length)
-        self.detector = ShotDetector(self.fps, self.request.shots) if cut else None
+        self.detector = ShotDetector(self.fps, self.params) if cut else None
         if not cut:
-            self.pending = _plan_at(self.request, self.duration, self.fps)
+            self.pending = [self._plan(s) for s in _plan_at(self.request, self.duration,
+                                                            self.fps)]
 
-    def add(self, index: int, time: float, frame: np.ndarray) -> Iterator[SegmentClip]:
+    def run(self, frames: FrameIterator) -> Iterator[SegmentClip | SegmentsRead]:
+        """Take every frame of the pass, up to the first one lost; then hand out the rest."""
+        failure = None
+        try:
+            for frame in frames:
+                if frame.index != self.decoded or frame.picture is None:
+                    break  # a frame the decoder lost: the captions stop where it broke
+                yield from self._add(frame.index, frame.time, frame.picture)
+        except VideoError as err:
+            failure = err.reason
+        yield from self._finish(failure, frames.truncation)
+
+    def _add(self, index: int, time: float, picture: Picture) -> Iterator[SegmentClip]:
         """Take one decoded frame; yield the segments it completes."""
-        self.times.append(time)
-        if time >= self._keep_from() - _EPS:
-            if self.buffered_bytes + frame.nbytes <= BUFFER_BYTES:
-                self.buffer[index] = frame
-                self.buffered_bytes += frame.nbytes
+        self.decoded = index + 1
+        if index >= self._keep_from() and self.buffered_bytes + picture.nbytes <= BUFFER_BYTES:
+            self.buffer[index] = picture
+            self.buffered_bytes += picture.nbytes
         if self.detector is not None:
-            for cut in self.detector.feed(index, time, frame, bgr=self.source.bgr):
+            for cut in self.detector.feed(index, time, shot_frame(picture, self.params)):
                 self._close_shot(round(cut * self.fps) / self.fps)
-        yield from self._emit(time)
+        yield from self._emit(index)
 
-    def _keep_from(self) -> float:
-        starts = [s.start for s in self.pending]
+    def _plan(self, segment: Segment) -> _Planned:
+        first, last = window_frame_range(self.times, self.duration, segment.start, segment.end)
+        picks = [first + i for i in sample_frame_indices(last - first + 1, self.num_frames)]
+        return _Planned(segment, first, picks)
+
+    def _keep_from(self) -> int:
+        firsts = [p.first for p in self.pending]
         if self.detector is not None:
-            starts.append(self.shot_start)
-        return min(starts, default=math.inf)
+            firsts.append(self.shot_first)
+        return min(firsts, default=len(self.times))
 
     def _close_shot(self, end: float) -> None:
         if end <= self.shot_start + _EPS or end >= self.duration - _EPS:
             return
-        shot = Segment(self.shot_start, end)
-        self.pending += self._split(shot)
-        self.shot_start = end
+        self.pending += [self._plan(s) for s in self._split(Segment(self.shot_start, end))]
+        self.shot_start, self.shot_first = end, bisect_left(self.times, end - _EPS)
 
     def _split(self, shot: Segment) -> list[Segment]:
         if self.request.mode == "auto":
             return split_long([shot], self.request.clip_length, self.fps)  # type: ignore[arg-type]
         return [shot]
 
-    def _emit(self, reached: float, final: bool = False) -> Iterator[SegmentClip]:
-        """Hand out the pending segments the pass has gone beyond (all of them when final)."""
-        while self.pending and (final or reached >= self.pending[0].end - _EPS):
-            segment = self.pending.pop(0)
-            clip = self._take(segment)
+    def _emit(self, reached: int, final: bool = False) -> Iterator[SegmentClip]:
+        """Hand out the pending segments whose frames the pass has reached (all when final)."""
+        while self.pending and (final or self.pending[0].picks[-1] <= reached):
+            planned = self.pending.pop(0)
+            clip = self._take(planned)
             if clip is None:
-                self.overflow.append(segment)
+                self.overflow.append(planned.segment)
             else:
-                self.done.append(segment)
+                self.done.append(planned.segment)
                 yield clip
         keep_from = self._keep_from()
-        while self.buffer and self.times[next(iter(self.buffer))] < keep_from - _EPS:
-            self.buffered_bytes -= self.buffer.popitem(last=False)[1].nbytes
+        while self.buffer and (oldest := next(iter(self.buffer))) < keep_from:
+            self.buffered_bytes -= self.buffer.pop(oldest).nbytes
 
-    def _take(self, segment: Segment) -> SegmentClip | None:
-        first, last = window_frame_range(self.times, self.duration, segment.start, segment.end)
-        indices = [first + i for i in sample_frame_indices(last - first + 1, self.num_frames)]
-        if any(i not in self.buffer for i in indices):
+    def _take(self, planned: _Planned) -> SegmentClip | None:
+        """The segment's frames from the buffer (RGB only now), or None when some are not in it."""
+        if any(i not in self.buffer for i in planned.picks):
             return None
-        frames = crop_frames(np.stack([self.buffer[i] for i in indices]), self.image_size)
-        if self.source.bgr:  # resizing treats channels alike: swap them on the small crops
-            frames = np.ascontiguousarray(frames[..., ::-1])
-        return SegmentClip(segment, frames)
+        rgb = {i: self.buffer[i].rgb() for i in dict.fromkeys(planned.picks)}
+        frames = crop_frames(np.stack([rgb[i] for i in planned.picks]), self.image_size)
+        return SegmentClip(planned.segment, frames)
 
-    def finish(self, broken: VideoError | None) -> Iterator[SegmentClip | SegmentsRead]:
-        """After the last frame: close the last shot, clip at a break, hand out the rest."""
+    def _finish(self, failure: str | None,
+                truncation: Truncation | None) -> Iterator[SegmentClip | SegmentsRead]:
+        """After the last frame: clip at a break, close the last shot, hand out the rest."""
+        end, error = self._decoded_end(failure, truncation)
+        self.duration = end
         if self.detector is not None:
             for cut in self.detector.cuts():
                 if cut > self.shot_start + _EPS:
                     self._close_shot(round(cut * self.fps) / self.fps)
-        decoded, error = self._decoded_end(broken)
-        if self.detector is not None and decoded > self.shot_start + _EPS:
-            self.pending += self._split(Segment(self.shot_start, decoded))
-        self.pending = [Segment(s.start, min(s.end, decoded)) for s in self.pending
-                        if s.start < decoded - _EPS]
-        self.duration = min(self.duration, decoded) if error else self.duration
-        yield from self._emit(decoded, final=True)
-        yield from self._read_overflow()
+            if end > self.shot_start + _EPS:
+                self.pending += [self._plan(s) for s in self._split(Segment(self.shot_start, end))]
+        self.pending = [p if p.segment.end <= end else self._plan(Segment(p.segment.start, end))
+                        for p in self.pending if p.segment.start < end - _EPS]
+        yield from self._emit(self.decoded, final=True)
+        unread = yield from self._read_overflow()
+        error = error or unread
         order = sorted(self.done, key=lambda s: s.start)
         yield SegmentsRead(order, self.duration, self.fps, error)
 
-    def _decoded_end(self, broken: VideoError | None) -> tuple[float, str | None]:
-        """Where the decoded part ends (seconds), and the error when that is short of the
-        whole video."""
-        if not self.times:
-            raise broken or VideoError(self.path, "no decodable frames")
-        end = self.times[-1] + 1 / self.fps
-        expected = self.info.num_frames if self.info else round(self.duration * self.fps)
-        if broken is None and len(self.times) >= expected:
+    def _decoded_end(self, failure: str | None,
+                     truncation: Truncation | None) -> tuple[float, str | None]:
+        """Where the decoded part ends (seconds), and the error when that is short of what the
+        file should hold."""
+        total = len(self.times)
+        if not self.decoded:
+            raise VideoError(self.path, failure or "no decodable frames (the first frame cannot "
+                                                   "be decoded)")
+        if self.decoded < total or failure is not None:
+            end = self.times[self.decoded] if self.decoded < total else self.duration
+            reason = failure or "truncated or corrupt data"
+            where = (f"frame {self.decoded} of {total} cannot be decoded" if self.decoded < total
+                     else f"after its last frame, {total}")
+        elif truncation is not None:
+            end, reason = self.duration, f"truncated file (it announces {truncation.announced})"
+            where = f"its data ends after {truncation.frames} frames"
+        else:
             return self.duration, None
-        reason = broken.reason if broken else "truncated or corrupt data"
-        return min(end, self.duration), (
-            f"{self.path}: {reason}: decoding stopped at {end:.3f} s (frame {len(self.times)} "
-            f"of {expected}, {self.duration:.3f} s); the captions cover the part before")
+        return end, (f"{self.path}: {reason}: decoding stopped at {end:.3f} s ({where}); the "
+                     "captions cover the part before")
 
-    def _read_overflow(self) -> Iterator[SegmentClip]:
-        """Segments whose frames did not fit in the buffer: read again, seeking."""
+    def _read_overflow(self) -> Generator[SegmentClip, None, str | None]:
+        """Segments whose frames did not fit in the buffer: read again, seeking. Returns the
+        error of the first that cannot be read (it is left out)."""
+        error = None
         for segment in self.overflow:
             log.debug("%s: reading [%.3f, %.3f] s again (buffer full)", self.path,
                       segment.start, segment.end)
-            sampled = read_sampled(self.path, self.num_frames, start=segment.start,
-                                   end=segment.end)
+            try:
+                sampled = read_sampled(self.path, self.num_frames, start=segment.start,
+                                       end=segment.end)
+            except VideoError as err:
+                error = error or (f"{err}: the frames of [{segment.start:.3f}, "
+                                  f"{segment.end:.3f}] s cannot be read again; that segment "
+                                  "has no caption")
+                continue
             self.done.append(segment)
             yield SegmentClip(segment, crop_frames(sampled.frames, self.image_size))
+        return error
 
 
 def _plan_at(request: SegmentRequest, duration: float, fps: float) -> list[Segment]:

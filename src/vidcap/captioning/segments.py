@@ -17,26 +17,24 @@ duration), so a segment is exactly the frames `vidcap.video.read_sampled(path, T
 reads for it.
 
 Shot detection can be fed frames one at a time from any decode pass (`ShotDetector.feed`), so the
-caption pass that decodes a video once can find its cuts on the way; `detect_shots` runs a pass of
-its own (PySceneDetect's PyAV reader) for callers without one.
+caption pass that decodes a video once can find its cuts on the way (fed `shot_frame`'s small
+copies); `detect_shots` runs such a pass of its own for callers without one.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vidcap.errors import ConfigError, VideoError
-
-if TYPE_CHECKING:  # OpenCV and PySceneDetect load only when shots are detected
-    from scenedetect.backends.pyav import VideoStreamAv
+from vidcap.errors import ConfigError
+from vidcap.video import Picture, iter_frames
 
 log = logging.getLogger(__name__)
 
@@ -268,16 +266,32 @@ class ShotParams:
             raise ConfigError(f"shot detection parameters out of range: {self}")
 
 
+SHOT_FRAME_SIDE = 256
+"""Longest side, in pixels, of the frames the shot detector compares: PySceneDetect's own
+SceneManager downscales wider frames to this width (its `DEFAULT_MIN_WIDTH`) before detecting,
+the same size for landscape video."""
+
+
+def shot_frame(picture: Picture, params: ShotParams) -> np.ndarray:
+    """What the shot detector compares of a decoded picture, made by the decoder's scaler at
+    `SHOT_FRAME_SIDE` (area-averaged, never enlarged): its HSV value plane (max(R, G, B),
+    uint8 (h, w)) for luma-only parameters, else its RGB (h, w, 3). Every pass that feeds a
+    `ShotDetector` (the caption pass, `detect_shots`) hands it this, so they find the same cuts."""
+    return picture.small(SHOT_FRAME_SIDE, "value" if params.luma_only else "rgb")
+
+
 class ShotDetector:
     """Finds hard cuts in frames fed one at a time, in presentation order, from any decode pass.
 
     >>> detector = ShotDetector(fps=8.0)
-    >>> for index, time, frame in frames:      # uint8 (H, W, 3) RGB
+    >>> for index, time, frame in frames:      # uint8 (H, W, 3) RGB, or what `shot_frame` gives
     ...     detector.feed(index, time, frame)
     >>> detector.cuts()                        # seconds: the first frame of each new shot
 
     A cut is reported `params.window` frames after its frame has been fed. Frames wider or taller
-    than 256 px are downscaled first, as PySceneDetect's own SceneManager does.
+    than `SHOT_FRAME_SIDE` are downscaled first (bilinear), as PySceneDetect's own SceneManager
+    does; a pass does better to hand over `shot_frame`'s small copies, made by the decoder's
+    scaler for a fraction of the cost of a full-size RGB frame.
     """
 
     def __init__(self, fps: float, params: ShotParams | None = None) -> None:
@@ -287,7 +301,8 @@ class ShotDetector:
             raise ValueError(f"fps must be a positive number, got {fps}")
         self.params = params or ShotParams()
         self.fps = float(fps)
-        self._detector = AdaptiveDetector(
+        kind = _value_detector() if self.params.luma_only else AdaptiveDetector
+        self._detector = kind(
             adaptive_threshold=self.params.threshold, min_content_val=self.params.min_content,
             min_scene_len=max(1, round(self.params.min_shot * fps)),
             window_width=self.params.window, luma_only=self.params.luma_only)
@@ -298,19 +313,19 @@ class ShotDetector:
 
     def feed(self, index: int, time: float, frame: np.ndarray, *, bgr: bool = False
              ) -> list[float]:
-        """Take frame `index` (shown at `time` seconds, uint8 (H, W, 3) RGB); returns the cuts it
-        settled (each `params.window` frames back). `bgr`: the frame is in OpenCV's BGR order
-        already (PySceneDetect's readers)."""
+        """Take frame `index` (shown at `time` seconds): uint8 (H, W, 3) RGB (`bgr`: in OpenCV's
+        BGR order), or for luma-only parameters its uint8 (H, W) HSV value plane (`shot_frame`).
+        Returns the cuts it settled (each `params.window` frames back)."""
         from scenedetect import FrameTimecode
 
         if self._finished:
             raise RuntimeError("ShotDetector.feed after cuts(): make a new detector per video")
         if self._last is not None and index <= self._last:
             raise ValueError(f"frames must come in order: frame {index} after {self._last}")
+        prepared = self._prepare(frame, bgr)
         self._last = index
         self._times[index] = float(time)
-        found = self._detector.process_frame(FrameTimecode(index, self.fps),
-                                             self._prepare(frame, bgr))
+        found = self._detector.process_frame(FrameTimecode(index, self.fps), prepared)
         new = [self._times[c.frame_num] for c in found]
         for old in [k for k in self._times if k < index - 4 * self.params.window - 2]:
             del self._times[old]
@@ -327,60 +342,74 @@ class ShotDetector:
         self._finished = True
         return list(self._cuts)
 
-    @staticmethod
-    def _prepare(frame: np.ndarray, bgr: bool) -> np.ndarray:
+    def _prepare(self, frame: np.ndarray, bgr: bool) -> np.ndarray:
+        """The frame as the library's detector takes it: at most `SHOT_FRAME_SIDE` pixels, and
+        its HSV value plane (luma-only) or BGR."""
         import cv2
         from scenedetect.scene_manager import compute_downscale_factor
 
-        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-            raise ValueError(f"expected a uint8 (H, W, 3) frame, got {frame.dtype} "
-                             f"{tuple(frame.shape)}")
+        colour = frame.ndim == 3 and frame.shape[2] == 3
+        if frame.dtype != np.uint8 or not (colour or frame.ndim == 2):
+            raise ValueError(f"expected a uint8 (H, W, 3) frame or (H, W) value plane, got "
+                             f"{frame.dtype} {tuple(frame.shape)}")
+        if not colour and not self.params.luma_only:
+            raise ValueError("shot parameters that compare hue and saturation need colour frames")
         height, width = frame.shape[:2]
-        factor = compute_downscale_factor(max(width, height))
+        factor = compute_downscale_factor(max(width, height), SHOT_FRAME_SIDE)
         if factor > 1:
             size = (max(1, round(width / factor)), max(1, round(height / factor)))
             frame = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
+        if self.params.luma_only:  # the HSV value: the largest channel, in RGB or BGR alike
+            return np.ascontiguousarray(frame) if not colour else _value_plane(frame)
         return frame if bgr else cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
 
 
-def open_scene_stream(path: Path) -> VideoStreamAv:
-    """PySceneDetect's PyAV reader (`VideoStreamAv`) on `path`; a VideoError naming the file
-    when it cannot be opened."""
-    from scenedetect.backends.pyav import VideoStreamAv
-    from scenedetect.video_stream import VideoOpenFailure
-
-    try:
-        return VideoStreamAv(str(path), suppress_output=True)
-    except (VideoOpenFailure, OSError, ValueError) as err:
-        raise VideoError(path, f"cannot be opened for shot detection ({err})") from None
+def _value_plane(frame: np.ndarray) -> np.ndarray:
+    value = np.maximum(frame[..., 0], frame[..., 1])
+    return np.maximum(value, frame[..., 2], out=value)
 
 
-def stream_frames(stream: VideoStreamAv) -> Iterator[tuple[int, float, np.ndarray]]:
-    """(index, seconds, BGR frame) of every frame an open `open_scene_stream` reader gives."""
-    index = 0
-    while (frame := stream.read()) is not False:
-        yield index, stream.position.seconds, frame
-        index += 1
+@functools.cache
+def _value_detector() -> type:
+    """PySceneDetect's `AdaptiveDetector` taking HSV value planes instead of BGR frames (made on
+    first use: the library loads OpenCV)."""
+    import cv2
+    from scenedetect.detectors import AdaptiveDetector
 
+    class ValueAdaptiveDetector(AdaptiveDetector):
+        """With luma_only=True the library scores a frame as the mean absolute change of its
+        HSV value plane, which it gets by converting a BGR frame to HSV (and then scores hue and
+        saturation too, weighted 0). Fed the value plane itself, this scores only that, through
+        the library's scoring hook; the adaptive window, `min_content` and minimum shot length
+        stay the library's. A test checks the cuts agree with the library's own path."""
 
-def _scenedetect_frames(path: Path) -> Iterator[tuple[int, float, np.ndarray]]:
-    """(index, seconds, BGR frame) of every frame, read by PySceneDetect's PyAV backend."""
-    yield from stream_frames(open_scene_stream(path))
+        _last_value: np.ndarray | None = None
+
+        def _calculate_frame_score(self, timecode: object, frame_img: np.ndarray) -> float:
+            last, self._last_value = self._last_value, frame_img
+            if last is None:
+                return 0.0
+            return cv2.norm(frame_img, last, cv2.NORM_L1) / frame_img.size
+
+    return ValueAdaptiveDetector
 
 
 def detect_shots(path: str | Path, params: ShotParams | None = None) -> list[float]:
-    """Cut times (seconds) of a video file, from a decode pass of its own.
+    """Cut times (seconds) of a video file, from a decode pass of its own (`iter_frames`, the
+    detector fed `shot_frame` copies).
 
     For a caller that decodes the video anyway (captioning), feeding a `ShotDetector` from that
-    pass saves this one.
+    pass saves this one. Frames a damaged file's decoder gives back late are skipped.
     """
-    from vidcap.video import probe_video
-
     path = Path(path)
-    info = probe_video(path)  # a VideoError naming the file when it is missing or not a video
-    detector = ShotDetector(info.fps or 25.0, params)
-    for index, time, frame in _scenedetect_frames(path):
-        detector.feed(index, time, frame, bgr=True)
-    cuts = detector.cuts()
-    log.debug("%s: %d cuts in %d frames", path, len(cuts), info.num_frames)
+    params = params or ShotParams()
+    with iter_frames(path, rgb=False, keep_pictures=True) as frames:
+        detector = ShotDetector(frames.info.fps or 25.0, params)
+        last = -1
+        for frame in frames:
+            if frame.index > last and frame.picture is not None:
+                detector.feed(frame.index, frame.time, shot_frame(frame.picture, params))
+                last = frame.index
+        cuts = detector.cuts()
+        log.debug("%s: %d cuts in %d frames", path, len(cuts), frames.info.num_frames)
     return cuts

@@ -43,6 +43,7 @@ that are wrong whatever the file); no PyAV exception escapes.
 from __future__ import annotations
 
 from vidcap.video.container import probe_video
+from vidcap.video.convert import SMALL_KINDS, Picture
 from vidcap.video.decode import iter_windows, read_frames, read_sampled, read_windows
 from vidcap.video.limits import MAX_FRAME_BYTES, MAX_SAMPLED_FRAMES
 from vidcap.video.passes import FrameIterator, iter_frames
@@ -58,9 +59,9 @@ VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".
 """File extensions, in lower case, treated as videos (folders searched, datasets matched); earlier
 ones are preferred when two files share a stem."""
 
-__all__ = ["VIDEO_EXTENSIONS", "MAX_FRAME_BYTES", "MAX_SAMPLED_FRAMES", "DecodedFrame",
-           "FrameIterator", "ModelClip", "SampledFrames", "Truncation", "VideoInfo", "crop_frames",
-           "default_codec", "iter_frames", "iter_windows", "load_clip", "normalize_frames",
-           "plan_decode_runs", "preprocess_frames", "probe_video", "read_clip", "read_frames",
-           "read_sampled", "read_windows", "sample_frame_indices", "select_frame_indices",
-           "window_frame_range", "write_video"]
+__all__ = ["VIDEO_EXTENSIONS", "MAX_FRAME_BYTES", "MAX_SAMPLED_FRAMES", "SMALL_KINDS",
+           "DecodedFrame", "FrameIterator", "ModelClip", "Picture", "SampledFrames", "Truncation",
+           "VideoInfo", "crop_frames", "default_codec", "iter_frames", "iter_windows", "load_clip",
+           "normalize_frames", "plan_decode_runs", "preprocess_frames", "probe_video",
+           "read_clip", "read_frames", "read_sampled", "read_windows", "sample_frame_indices",
+           "select_frame_indices", "window_frame_range", "write_video"]

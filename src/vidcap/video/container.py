@@ -117,16 +117,22 @@ def _ffmpeg_reason(err: BaseException) -> str:
 
 
 @contextmanager
-def _open(path: Path) -> Iterator[av.container.InputContainer]:
-    """Open a media file; every failure, now or while reading it, becomes a VideoError."""
+def _open(path: Path, *, partial_mp4: bool = False) -> Iterator[av.container.InputContainer]:
+    """Open a media file; every failure, now or while reading it, becomes a VideoError.
+    `partial_mp4`: an MP4/MOV file cut inside its media data is opened too (when its index is
+    whole), instead of refused."""
     head = _read_head(path)
-    if _has_magic(head, _MP4_MAGIC) and (box := _mp4_cut_box(path)) is not None:
-        raise VideoError(path, f"truncated or corrupt data (the file ends inside its {box!r} box)")
+    box = _mp4_cut_box(path) if _has_magic(head, _MP4_MAGIC) else None
+    cut = f"truncated or corrupt data (the file ends inside its {box!r} box)"
+    if box is not None and not partial_mp4:
+        raise VideoError(path, cut)
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except PermissionError:
         raise VideoError(path, "permission denied (this user may not read it)") from None
     except (av.FFmpegError, OSError, UnicodeDecodeError) as err:
+        if box is not None:
+            raise VideoError(path, cut) from None
         if _has_magic(head):
             raise VideoError(path, "truncated or corrupt data (the container cannot be parsed: "
                                    f"{_ffmpeg_reason(err)})") from None
@@ -199,10 +205,13 @@ def _announced(container: av.container.InputContainer,
 
 
 def _truncation(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
-                timeline: _Timeline, present: int, end: float, cut: bool) -> Truncation | None:
-    """Where the data ends early: fewer frames (`present`) or an earlier end (`end`, seconds in
-    stream time) than the header announces (by more than half a frame), or a last frame cut."""
+                timeline: _Timeline, present: int, end: float, cut: bool,
+                listed: int = 0) -> Truncation | None:
+    """Where the data ends early: fewer frames (`present`) than the header announces or an MP4
+    index lists (`listed`), or an earlier end (`end`, seconds in stream time) than the header
+    announces (by more than half a frame), or a last frame cut."""
     frames, announced_end = _announced(container, stream)
+    frames = max(frames, listed)
     n = len(timeline.pts)
     if frames > present:
         announced = f"{frames} frames"
@@ -216,12 +225,15 @@ def _truncation(container: av.container.InputContainer, stream: av.video.stream.
 
 
 def _scan(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
-          path: Path) -> _Timeline:
-    """Demux every packet of the stream (no decoding) and build the frame timeline."""
+          path: Path, *, partial_mp4: bool = False) -> _Timeline:
+    """Demux every packet of the stream (no decoding) and build the frame timeline.
+    `partial_mp4`: an MP4/MOV file holding fewer frames than its index lists is a truncated file
+    (read as far as it goes), not a VideoError."""
     packets, empty, cut = _demux_packets(container, stream, path)
+    listed = 0
     if any(name in container.format.name for name in _MP4_FAMILY):
         listed = sum(1 for entry in stream.index_entries if not entry.is_discard)
-        if listed > len(packets):
+        if listed > len(packets) and not partial_mp4:
             raise VideoError(path, f"truncated or corrupt data (the index lists {listed} frames, "
                                    f"the file holds {len(packets)})")
     if not packets:
@@ -245,7 +257,7 @@ def _scan(container: av.container.InputContainer, stream: av.video.stream.VideoS
         is_timed=is_timed,
     )
     truncation = _truncation(container, stream, timeline, len(packets) + empty,
-                             float((pts[-1] + last) * time_base), cut)
+                             float((pts[-1] + last) * time_base), cut, listed)
     if truncation is None:
         return timeline
     log.warning("%s", truncation.describe(path))

@@ -1,5 +1,6 @@
-"""Turning decoded frames into arrays: RGB through one swscale context per stream, small grey
-copies for shot detection, and the display rotation applied (phone videos)."""
+"""Turning decoded frames into arrays: RGB through one swscale context per stream, small copies
+for shot detection, and the display rotation applied (phone videos); a decoded picture kept to
+convert later (`Picture`)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,18 @@ def _orientation_ops(matrix: Sequence[int]) -> tuple[str, ...] | None:
     return None
 
 
+SMALL_KINDS = ("grey", "value", "rgb")
+"""What a small copy holds: luma (grey), the HSV value max(R, G, B) (what PySceneDetect's
+luma-only detectors compare), or the three RGB channels."""
+_SMALL_FORMATS = {"grey": "gray", "value": "gbrp", "rgb": "rgb24"}
+
+
+def _plane(plane: av.video.plane.VideoPlane) -> np.ndarray:
+    """A view of one 8-bit plane as uint8 (h, w)."""
+    rows = np.frombuffer(plane, np.uint8, count=plane.line_size * plane.height)
+    return rows.reshape(plane.height, plane.line_size)[:, :plane.width]
+
+
 class _Converter:
     """Decoded frames to numpy for one stream: one swscale context per output kind, reused for
     every frame on the calling thread, and the frame's display matrix applied (upright)."""
@@ -55,7 +68,7 @@ class _Converter:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._rgb = VideoReformatter()
-        self._grey = VideoReformatter()
+        self._small: dict[str, VideoReformatter] = {}
         self._matrix: bytes | None = None
         self._steps: tuple[str, ...] = ()
         self._size: tuple[int, int] | None = None
@@ -74,13 +87,26 @@ class _Converter:
         rgb = self._rgb.reformat(frame, width=width, height=height, format="rgb24", threads=1)
         return self._upright(frame, rgb.to_ndarray())
 
-    def small(self, frame: av.VideoFrame, side: int) -> np.ndarray:
-        """uint8 (h, w) grey, area-averaged so that the longer side is `side` pixels, upright."""
-        scale = side / max(frame.width, frame.height)
+    def small(self, frame: av.VideoFrame, side: int, kind: str = "grey") -> np.ndarray:
+        """uint8, area-averaged so that the longer side is `side` pixels (never enlarged),
+        upright: (h, w) for `grey` and `value`, (h, w, 3) for `rgb` (`SMALL_KINDS`)."""
+        if kind not in _SMALL_FORMATS:
+            raise ValueError(f"unknown small copy kind {kind!r} (expected one of "
+                             f"{', '.join(SMALL_KINDS)})")
+        scale = min(1.0, side / max(frame.width, frame.height))
         width, height = max(1, round(frame.width * scale)), max(1, round(frame.height * scale))
-        grey = self._grey.reformat(frame, width=width, height=height, format="gray",
-                                   interpolation="AREA", threads=1)
-        return self._upright(frame, grey.to_ndarray())
+        reformatter = self._small.get(kind)
+        if reformatter is None:
+            reformatter = self._small[kind] = VideoReformatter()
+        small = reformatter.reformat(frame, width=width, height=height,
+                                     format=_SMALL_FORMATS[kind], interpolation="AREA", threads=1)
+        if kind == "value":  # planar G, B, R: the maximum of three planes, no interleaving
+            green, blue, red = (_plane(p) for p in small.planes)
+            array = np.maximum(green, blue)
+            np.maximum(array, red, out=array)
+        else:
+            array = small.to_ndarray()
+        return self._upright(frame, array)
 
     def _upright(self, frame: av.VideoFrame, array: np.ndarray) -> np.ndarray:
         matrix = next((bytes(data) for data in frame.side_data
@@ -100,3 +126,27 @@ class _Converter:
                         "multiple of 90 degrees; frames are read as stored, not turned", self.path)
             return ()
         return steps
+
+
+class Picture:
+    """A decoded frame as the decoder gave it (YUV: half the bytes of RGB for 4:2:0 video), kept
+    to convert later, when it is known to be needed (`iter_frames(keep_pictures=True)`).
+
+    It holds the decoder's buffers, not a copy; conversions go through the pass's converter, on
+    the calling thread, so `rgb()` gives the bytes `DecodedFrame.image` would have held.
+    """
+
+    __slots__ = ("_frame", "_converter", "nbytes")
+
+    def __init__(self, frame: av.VideoFrame, converter: _Converter) -> None:
+        self._frame, self._converter = frame, converter
+        self.nbytes: int = sum(plane.buffer_size for plane in frame.planes)
+        """Bytes of picture data held."""
+
+    def rgb(self) -> np.ndarray:
+        """uint8 (H, W, 3) RGB, upright (as `iter_frames` converts)."""
+        return np.ascontiguousarray(self._converter.rgb(self._frame))
+
+    def small(self, side: int, kind: str = "grey") -> np.ndarray:
+        """A small copy whose longer side is `side` pixels, never enlarged (`SMALL_KINDS`)."""
+        return np.ascontiguousarray(self._converter.small(self._frame, side, kind))

@@ -25,12 +25,14 @@ log = logging.getLogger(__name__)
 class _Reader:
     """An open video: its stream, the demuxed timeline, one converter, a decode-error count."""
 
-    def __init__(self, path: Path, container: av.container.InputContainer) -> None:
+    def __init__(self, path: Path, container: av.container.InputContainer, *,
+                 partial_mp4: bool = False) -> None:
         self.path = path
         self.container = container
+        self.partial_mp4 = partial_mp4
         self.stream = _video_stream(container, path)
         _set_threads(self.stream)
-        self.timeline = _scan(container, self.stream, path)
+        self.timeline = _scan(container, self.stream, path, partial_mp4=partial_mp4)
         self.converter = _Converter(path)
         self.errors = 0
 
@@ -138,7 +140,7 @@ class _Reader:
 
     def every_frame(self) -> Iterator[tuple[int, av.VideoFrame]]:
         """Every frame, in presentation order with its timeline index, from a fresh open."""
-        with _open(self.path) as container:
+        with _open(self.path, partial_mp4=self.partial_mp4) as container:
             stream = _video_stream(container, self.path)
             _set_threads(stream)
             ctx = stream.codec_context

@@ -27,15 +27,21 @@ def crop_frames(frames: np.ndarray, image_size: int) -> np.ndarray:
     h, w = frames.shape[1:3]
     scale = image_size / min(h, w)
     size = (max(image_size, round(h * scale)), max(image_size, round(w * scale)))
-    if size != (h, w):
-        import torch
-        import torch.nn.functional as F
-
-        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
-        x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
-        frames = x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
     top, left = (size[0] - image_size) // 2, (size[1] - image_size) // 2
-    return np.ascontiguousarray(frames[:, top:top + image_size, left:left + image_size])
+    if size == (h, w):
+        return np.ascontiguousarray(frames[:, top:top + image_size, left:left + image_size])
+    import torch
+    import torch.nn.functional as F
+
+    # Frame by frame: each plane is resized on its own either way (the same bytes as one
+    # batched call), and one frame's float copy stays small enough to be cheap.
+    out = np.empty((len(frames), image_size, image_size, 3), np.uint8)
+    for i, frame in enumerate(frames):
+        x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).unsqueeze(0).float()
+        x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+        x = x[0, :, top:top + image_size, left:left + image_size]
+        out[i] = x.round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    return out
 
 
 def normalize_frames(frames: np.ndarray, mean: Sequence[float],

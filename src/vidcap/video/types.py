@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from vidcap.video.convert import Picture
 
 
 @dataclass(frozen=True)
@@ -70,4 +73,7 @@ class DecodedFrame(NamedTuple):
     image: np.ndarray | None
     """uint8 (H, W, 3) RGB, upright; None for frames not asked for (`rgb`)."""
     small: np.ndarray | None
-    """uint8 (h, w) grey copy whose longer side is `small` pixels; None unless asked for."""
+    """uint8 (h, w) grey copy whose longer side is `small` pixels (at most the frame's); None
+    unless asked for."""
+    picture: Picture | None = None
+    """The decoded picture, kept to convert later (`iter_frames(keep_pictures=True)`)."""
