@@ -1,7 +1,12 @@
 """vidcap.models.weights: the one writer and the one check of weights files."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+from safetensors import safe_open
 from torch import nn
 
 from vidcap.errors import RunError
@@ -69,3 +74,27 @@ def test_non_finite_weights_are_refused_naming_the_tensor(tmp_path):
     save_weights(model, file)
     with pytest.raises(RunError, match="w.safetensors: tensor bias holds NaN or infinite"):
         read_weights(file)
+
+
+_SAVE_IN_A_NEW_PROCESS = """
+import sys, torch
+from torch import nn
+from vidcap.models.weights import save_weights
+torch.manual_seed(0)
+model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+save_weights(model, sys.argv[1], metadata={"format": "pt", "text_encoder": "from-pretrained",
+                                           "a": "1", "z": "2"})
+"""
+
+
+def test_the_same_weights_give_the_same_bytes_in_every_process(tmp_path: Path):
+    # safetensors orders the metadata by a hash map seeded per process: without the rewrite,
+    # some of these files differ in their header
+    files = [tmp_path / f"w{i}.safetensors" for i in range(6)]
+    for file in files:
+        subprocess.run([sys.executable, "-c", _SAVE_IN_A_NEW_PROCESS, str(file)], check=True)
+    assert len({f.read_bytes() for f in files}) == 1
+    with safe_open(str(files[0]), "pt") as f:
+        assert f.metadata() == {"format": "pt", "text_encoder": "from-pretrained", "a": "1",
+                                "z": "2"}
+        assert sorted(f.keys()) == ["0.bias", "0.weight", "1.bias", "1.weight"]

@@ -10,6 +10,7 @@ trains).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterable
 from pathlib import Path
 
@@ -41,9 +42,31 @@ def unique_weights(model: nn.Module, skip: Iterable[str] = ()) -> dict[str, Tens
 
 def save_weights(model: nn.Module, file: str | Path, *, skip: Collection[str] = (),
                  metadata: dict[str, str] | None = None) -> None:
-    """Write `unique_weights(model, skip)` to a safetensors file, atomically."""
+    """Write `unique_weights(model, skip)` to a safetensors file, atomically; the same weights
+    and metadata give the same bytes in every process (`_sort_metadata`)."""
     with atomic_path(file) as tmp:
         save_file(unique_weights(model, skip), str(tmp), metadata=metadata)
+        if metadata and len(metadata) > 1:
+            _sort_metadata(tmp)
+
+
+def _sort_metadata(file: Path) -> None:
+    """Rewrite the header in one order, in place: `__metadata__` first with its keys sorted, then
+    the tensors in data order. safetensors keeps the metadata in a hash map whose order changes
+    from process to process, so two saves of the same weights differed in their header bytes;
+    reordering keeps the header's length, and the tensor data does not move."""
+    with open(file, "r+b") as f:
+        size = int.from_bytes(f.read(8), "little")
+        raw = f.read(size)
+        header = json.loads(raw)
+        metadata = dict(sorted(header.pop("__metadata__").items()))
+        tensors = sorted(header.items(), key=lambda item: item[1]["data_offsets"])
+        header = {"__metadata__": metadata, **dict(tensors)}
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(text) > size:  # cannot happen for a reordering; leave the file as written
+            return
+        f.seek(8)
+        f.write(text + b" " * (size - len(text)))
 
 
 def read_weights(file: str | Path) -> dict[str, Tensor]:
