@@ -88,13 +88,16 @@ def test_evaluate_takes_over_a_lock_from_another_host_when_asked(tiny_run, tmp_p
     # had no --take-over-lock
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
+    layout = RunLayout(run)
+    for done in (layout.predictions("test"), layout.predictions_log("test"), layout.scores("test")):
+        done.unlink(missing_ok=True)  # what other tests' evaluations left in the shared run
     lock = _foreign_lock(run)
     command = ["evaluate", str(run), "--limit", "1", "--workers", "0"]
     assert main(command) == 2
     one_error(capsys, "in use by pid 4242 on elsewhere.example", "--take-over-lock")
-    assert lock.exists() and not RunLayout(run).predictions("test").exists()
+    assert lock.exists() and not layout.predictions_log("test").exists()
     assert main([*command, "--take-over-lock"]) == 0
-    assert RunLayout(run).scores("test").is_file() and not lock.exists()
+    assert layout.scores("test").is_file() and not lock.exists()
 
 
 def test_train_takes_over_a_lock_from_another_host_when_asked(tiny_shapes, tmp_path, capsys):

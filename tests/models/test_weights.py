@@ -90,7 +90,7 @@ save_weights(model, sys.argv[1], metadata={"format": "pt", "text_encoder": "from
 def test_the_same_weights_give_the_same_bytes_in_every_process(tmp_path: Path):
     # safetensors orders the metadata by a hash map seeded per process: without the rewrite,
     # some of these files differ in their header
-    files = [tmp_path / f"w{i}.safetensors" for i in range(6)]
+    files = [tmp_path / f"w{i}.safetensors" for i in range(3)]
     for file in files:
         subprocess.run([sys.executable, "-c", _SAVE_IN_A_NEW_PROCESS, str(file)], check=True)
     assert len({f.read_bytes() for f in files}) == 1
