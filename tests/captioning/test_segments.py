@@ -56,13 +56,19 @@ def test_fixed_windows_refuse_empty_lengths(window, stride) -> None:
         fixed_windows(10, window, stride, 8)
 
 
-def test_split_long_cuts_long_shots_into_parts_of_about_the_clip_length() -> None:
+def test_split_long_cuts_only_shots_over_two_clip_lengths_into_parts_of_one_to_two() -> None:
     shots = [Segment(0, 4), Segment(4, 5), Segment(5, 11)]
-    assert spans(split_long(shots, 2, 8)) == [(0, 2), (2, 4), (4, 5), (5, 7), (7, 9), (9, 11)]
-    assert spans(split_long([Segment(0, 3)], 2, 8)) == [(0, 1.5), (1.5, 3)]  # 1.5 rounds up
-    assert spans(split_long([Segment(0, 2.875)], 2, 8)) == [(0, 2.875)]  # 1.44 rounds down
-    assert spans(split_long([Segment(0, 5)], 2.5, 1)) == [(0, 3), (3, 5)]  # snapped to frames
+    # 4 s is two 2-s clips: whole; 6 s: the fewest parts of at most 4 s, two of 3 s
+    assert spans(split_long(shots, 2, 8)) == [(0, 4), (4, 5), (5, 8), (8, 11)]
+    assert spans(split_long([Segment(0, 3)], 2, 8)) == [(0, 3)]  # a slow 1.5-clip event: whole
+    assert spans(split_long([Segment(0, 4.125)], 2, 8)) == [(0, 2.125), (2.125, 4.125)]  # on
+    assert spans(split_long([Segment(0, 5)], 1, 1)) == [(0, 2), (2, 3), (3, 5)]  # to frames
+    assert spans(split_long([Segment(0, 20)], 2, 8)) == [(0, 4), (4, 8), (8, 12), (12, 16),
+                                                         (16, 20)]
     assert spans(split_long([Segment(1, 1.25)], 0.01, 8)) == [(1, 1.125), (1.125, 1.25)]
+    for shot in (Segment(0, 7.9), Segment(0, 8.1), Segment(0, 30), Segment(0, 61)):
+        parts = split_long([shot], 2, 100)
+        assert all(2 - 0.01 <= p.duration <= 4 + 0.01 for p in parts)  # one to two clips
     with pytest.raises(ConfigError):
         split_long(shots, 0, 8)
 
@@ -72,7 +78,7 @@ def test_plan_segments_per_mode() -> None:
     assert spans(plan_segments("none", 20, 8, cuts=cuts)) == [(0, 20)]
     assert spans(plan_segments("shots", 20, 8, cuts=cuts)) == [(0, 4), (4, 8), (8, 20)]
     assert spans(plan_segments("auto", 20, 8, cuts=cuts, clip_length=4)) == \
-        [(0, 4), (4, 8), (8, 12), (12, 16), (16, 20)]
+        [(0, 4), (4, 8), (8, 14), (14, 20)]
     # auto on a video no longer than two training clips: the whole video, as in training
     assert spans(plan_segments("auto", 8, 8, cuts=[4.0], clip_length=4)) == [(0, 8)]
     assert spans(plan_segments("fixed", 10, 8, clip_length=4)) == [(0, 4), (4, 8), (8, 10)]
@@ -91,7 +97,7 @@ def test_segments_are_whole_frames_the_reader_takes(tmp_path) -> None:
     frames = np.zeros((20, 32, 32, 3), np.uint8)
     frames[:, :, :, 0] = (np.arange(20) * 12)[:, None, None]  # frame k is red k * 12
     write_video(path, frames, 8)
-    for segment in split_long([Segment(0, 2.5)], 0.8, 8):  # 3 parts of 7, 6, 7 frames
+    for segment in split_long([Segment(0, 2.5)], 0.5, 8):  # 3 parts of 7, 6, 7 frames
         first, last = round(segment.start * 8), round(segment.end * 8)
         sampled = read_sampled(path, last - first, start=segment.start, end=segment.end)
         assert sampled.indices == list(range(first, last))

@@ -9,8 +9,9 @@ neighbouring segments with the same caption merge into one cue. Modes (`plan_seg
 - `shots`: the shots between scene cuts (`segments_between_cuts`), cuts found by PySceneDetect's
   adaptive content detector (`ShotDetector`, `detect_shots`);
 - `auto`: the whole video when it is at most `AUTO_LONG_FACTOR` times the run's typical clip
-  length, else the shots, each shot longer than that length split into parts of about it
-  (`split_long`).
+  length, else the shots, each shot longer than that split into the fewest equal parts no longer
+  than that (`split_long`): every segment lasts between one and two clip lengths, or is a whole
+  shot.
 
 Boundaries sit at frame timestamps (frame k at k / fps; the last segment ends at the video's
 duration), so a segment is exactly the frames `vidcap.video.read_sampled(path, T, start=, end=)`
@@ -40,8 +41,11 @@ log = logging.getLogger(__name__)
 
 SEGMENT_MODES = ("auto", "shots", "fixed", "none")
 AUTO_LONG_FACTOR = 2.0
-"""`auto` cuts a video into segments only when it is longer than this many typical clips."""
+"""`auto` cuts a video into segments, and a shot into parts, only when it is longer than this many
+typical clips."""
 _EPS = 1e-6  # seconds: boundaries this close count as touching
+_SPLIT_SLACK = 1e-9
+"""A shot exactly AUTO_LONG_FACTOR clip lengths long (up to float error) stays whole."""
 
 
 @dataclass(frozen=True)
@@ -144,8 +148,12 @@ def fixed_windows(duration: float, window: float, stride: float, fps: float) -> 
 
 
 def split_long(shots: Sequence[Segment], clip_length: float, fps: float) -> list[Segment]:
-    """Each shot split into n = max(1, round(length / clip_length)) equal parts (halves rounded
-    up), inner boundaries snapped to frames; a shot is never split below one frame a part."""
+    """Each shot split into the fewest equal parts no longer than `AUTO_LONG_FACTOR` clip
+    lengths, n = ceil(length / (AUTO_LONG_FACTOR * clip_length)): the rule `auto` applies to a
+    whole video, applied to each shot. A shot up to twice the trained length stays whole (what
+    the model was trained to describe: one event from start to end, seen in full), and the parts
+    of a longer one last between one and two clip lengths, never less than the model was trained
+    to see. Inner boundaries snap to frames; a shot is never split below one frame a part."""
     clip_length = _seconds("clip length", clip_length)
     if not math.isfinite(fps) or fps <= 0:
         raise ValueError(f"fps must be a positive number, got {fps}")
@@ -153,7 +161,8 @@ def split_long(shots: Sequence[Segment], clip_length: float, fps: float) -> list
     for shot in shots:
         first, last = round(shot.start * fps), round(shot.end * fps)
         frames = max(1, last - first)
-        n = min(frames, max(1, math.floor(shot.duration / clip_length + 0.5)))
+        n = min(frames, max(1, math.ceil(shot.duration / (AUTO_LONG_FACTOR * clip_length)
+                                         - _SPLIT_SLACK)))
         inner = [(first + math.floor(i * frames / n + 0.5)) / fps for i in range(1, n)]
         edges = [shot.start, *inner, shot.end]
         parts += [Segment(a, b) for a, b in pairwise(edges)]
