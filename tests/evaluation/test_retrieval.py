@@ -12,7 +12,8 @@ from vidcap.data.shapes import ClipAttributes, ShapeObject
 from vidcap.errors import DatasetError, ManifestError, MetricsError
 from vidcap.evaluation.retrieval import (MSRVTT_1KA_FILE, caption_set, precision_at_k,
                                          read_msrvtt_1k_a, retrieval_metrics, select_msrvtt_1k_a,
-                                         shapes_match, shapes_precision_at_k, text_to_video_ranks,
+                                         shapes_match, shapes_precision_at_k, shapes_precision_detail,
+                                         text_to_video_ranks,
                                          video_to_text_ranks)
 
 # ---------------------------------------------------------------------------------------------
@@ -227,3 +228,18 @@ def test_shapes_precision_at_k_averages_over_queries():
     assert shapes_precision_at_k(queries, rankings, attributes, 3) == pytest.approx(1 / 3)
     with pytest.raises(MetricsError, match="no Shapes attributes"):
         shapes_precision_at_k(queries, [["v9"], ["v1"]], attributes, 1)
+
+
+def test_shapes_precision_detail_says_what_the_candidates_allow():
+    attributes = {f"r{i}": _clip(f"r{i}", ("red", "circle", "left")) for i in range(3)}
+    attributes |= {f"b{i}": _clip(f"b{i}", ("blue", "square", "up")) for i in range(5)}
+    candidates = sorted(attributes)
+    queries = ["a red circle moves left", "a square"]
+    # the red query: its 3 matches first, then 2 misses; the square query: 4 of 5 in its top 5
+    rankings = [["r0", "r1", "r2", "b0", "b1"], ["b0", "r0", "b1", "b2", "b3"]]
+    detail = shapes_precision_detail(queries, rankings, candidates, attributes, 5)
+    assert detail.precision == pytest.approx((3 / 5 + 4 / 5) / 2)
+    assert detail.ceiling == pytest.approx((3 / 5 + 5 / 5) / 2)    # 3 red clips; 5 squares
+    assert detail.attainable == pytest.approx((3 / 3 + 4 / 5) / 2)
+    with pytest.raises(MetricsError, match="candidate videos have no Shapes attributes"):
+        shapes_precision_detail(queries, rankings, [*candidates, "x"], attributes, 5)

@@ -106,13 +106,8 @@ def _evaluate_retrieval(args: argparse.Namespace) -> int:
     print(report["table"])
     if report.get("standard"):
         print(f"usual protocol: {report['standard']}")
-    precision = report.get("shapes_precision")
-    if precision:
-        print(f"precision@{precision['k']} of attribute matches (colour, shape and motion all "
-              "as the query says): " + ", ".join(
-                  f"{group} {p['precision']:.1f} % ({p['queries']} queries)"
-                  for group, p in ((g, precision[g]) for g in ("seen", "held_out"))
-                  if p["precision"] is not None))
+    if report.get("shapes_precision"):
+        print(shapes_precision_table(report["shapes_precision"]))
     print(f"written to {RunLayout(args.run).retrieval(args.split)}")
     return 0
 
@@ -192,3 +187,19 @@ def _cmd_score(args: argparse.Namespace) -> int:
     if args.per_video is not None:
         write_json(args.per_video, per_video_json(report.scores, report.predictions))
     return 0
+
+
+def shapes_precision_table(precision: dict) -> str:
+    """The Shapes precision@k lines of `vidcap evaluate --task retrieval`."""
+    k = precision["k"]
+    lines = [f"attribute matches (colour, shape and motion all as the query says), %:",
+             f"{'queries':<10}{'n':>6}{f'P@{k}':>8}{'ceiling':>9}{f'P@min({k},matching)':>20}"]
+    for group, label in (("seen", "seen"), ("held_out", "held-out")):
+        p = precision[group]
+        if p["precision"] is not None:
+            lines.append(f"{label:<10}{p['queries']:>6}{p['precision']:>8.1f}"
+                         f"{p['ceiling']:>9.1f}{p['attainable']:>20.1f}")
+    lines.append(f"(ceiling: the best P@{k} any ranking gets when fewer than {k} clips match a "
+                 f"query; P@min({k},matching): the share of the first min({k}, matching) that "
+                 "match)")
+    return "\n".join(lines)

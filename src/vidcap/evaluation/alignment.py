@@ -29,7 +29,7 @@ from vidcap.data.shapes import HELD_OUT_PAIRS, attributes_beside, read_attribute
 from vidcap.errors import DatasetError, RunError
 from vidcap.evaluation.retrieval import (RetrievalSet, caption_set, read_msrvtt_1k_a,
                                          retrieval_metrics, select_msrvtt_1k_a,
-                                         shapes_precision_at_k)
+                                         shapes_precision_detail)
 from vidcap.evaluation.shapes import parse_caption
 from vidcap.files import write_json
 from vidcap.models.mffcl import MFFCL
@@ -102,7 +102,9 @@ def embed_set(model: MFFCL, chosen: RetrievalSet, cfg: Config, *, batch_size: in
 
 
 def shapes_precision(embedded: Embedded, manifest: Path, k: int = 10) -> dict[str, Any] | None:
-    """Precision@k of attribute matches for caption queries of seen and of held-out pairs."""
+    """Precision@k of attribute matches for caption queries of seen and of held-out pairs, with
+    its ceiling on these candidates and the precision over the attainable top min(k, matching)
+    (`vidcap.evaluation.retrieval.ShapesPrecision`), in percent."""
     attributes_file = attributes_beside(manifest)
     if attributes_file is None:
         return None
@@ -114,8 +116,12 @@ def shapes_precision(embedded: Embedded, manifest: Path, k: int = 10) -> dict[st
                   if _is_held_out(text) == wanted]
         rankings = [[embedded.video_ids[j] for j in top[i]] for i in chosen]
         queries = [embedded.captions[i] for i in chosen]
-        result[group] = {"queries": len(queries), "precision": (
-            100 * shapes_precision_at_k(queries, rankings, attributes, k) if queries else None)}
+        result[group] = {"queries": len(queries), "precision": None, "ceiling": None,
+                         "attainable": None}
+        if queries:
+            detail = shapes_precision_detail(queries, rankings, embedded.video_ids, attributes, k)
+            result[group].update(precision=100 * detail.precision, ceiling=100 * detail.ceiling,
+                                 attainable=100 * detail.attainable)
     return result
 
 
