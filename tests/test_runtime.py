@@ -164,10 +164,14 @@ def test_set_threads_sets_torch(monkeypatch):
         runtime.set_threads(0)
 
 
-def test_openmp_threads_wait_passively_unless_the_user_chose(monkeypatch):
-    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    runtime.passive_openmp_wait()
-    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+def test_openmp_threads_wait_passively_on_a_busy_machine_unless_the_user_chose(monkeypatch):
+    monkeypatch.setattr(runtime, "physical_cores", lambda: 2)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    for load, threads, passive in ((0.1, None, False), (0.7, None, True), (1.4, 1, False),
+                                   (1.6, 1, True), (3.0, 2, True)):
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+        assert runtime.passive_openmp_wait(threads, load=load) is passive, (load, threads)
+        assert os.environ.get("OMP_WAIT_POLICY") == ("PASSIVE" if passive else None)
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
-    runtime.passive_openmp_wait()
+    assert runtime.passive_openmp_wait(2, load=9.0) is False
     assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"

@@ -250,13 +250,30 @@ def cgroup_cpu_quota(root: Path = Path("/")) -> int | None:
     return max(1, math.ceil(int(quota) / max(1, int(period))))
 
 
-def passive_openmp_wait() -> None:
-    """Let PyTorch's OpenMP threads sleep, not spin, while they wait for each other (unless the
-    user chose: `OMP_WAIT_POLICY`). Read once, when torch loads, so call it before. A spinning
-    thread whose partner's core is taken by another process holds up every operation: on 2
-    shared cores, greedy captioning with 2 threads ran 10 times slower than with 1 thread when
-    spinning, and as fast as with 1 thread when passive (BENCHMARKS.md, Threads)."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+def passive_openmp_wait(threads: int | None = None, load: float | None = None) -> bool:
+    """Let PyTorch's OpenMP threads sleep, not spin, while they wait for each other when this
+    machine is busy; whether it did. Read once, when torch loads, so call it before.
+
+    The choice is made at start: passive when other work holds cores this process's `threads`
+    (default: `default_threads()`) would need, that is when the 1-minute load average (`load`,
+    default `os.getloadavg()`) is more than the physical cores minus `threads`, plus half a core;
+    OpenMP's own spinning otherwise. Either way is costly in the other case (BENCHMARKS.md,
+    Threads): a spinning thread whose partner's core is taken holds up every operation (on 2
+    shared cores, greedy captioning with 2 threads ran 10 times slower than with 1), and a
+    sleeping one wakes late on a quiet machine (there, passive align steps took 1.5 times as
+    long, caption steps and generation about twice). The user's `OMP_WAIT_POLICY` always wins."""
+    if "OMP_WAIT_POLICY" in os.environ:
+        return os.environ["OMP_WAIT_POLICY"].upper() == "PASSIVE"
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except OSError:  # pragma: no cover - no load average on this system
+            return False
+    wanted = default_threads() if threads is None else threads
+    if load > physical_cores() - wanted + 0.5:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        return True
+    return False
 
 
 def default_threads(processes: int | None = None) -> int:

@@ -56,7 +56,8 @@ def _run(argv: list[str]) -> int:
     args.argv = argv  # the command as given, for the records that quote it
     # transformers' own "Loading weights" bars would bury vidcap's; read before it is imported
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    runtime.passive_openmp_wait()  # read when torch loads: set before any command imports it
+    # read when torch loads: set before any command imports it (passive only on a busy machine)
+    runtime.passive_openmp_wait(getattr(args, "threads", None))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(message)s", stream=sys.stderr)
     apply_runtime_options(args)  # torch threads set once, before any work
