@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -197,14 +198,15 @@ class Trainer:
         """Say how this session computes: in the log and as a `runtime` line of metrics.jsonl."""
         threads = torch.get_num_threads()
         emulated = emulated_bf16(self.precision, self.info.device)
+        wait = os.environ.get("OMP_WAIT_POLICY", "default").lower()
         log.log(logging.WARNING if emulated else logging.INFO,
-                "precision %s (train.precision %s; %s), %d torch thread(s) on %s",
-                self.precision, self.cfg.train.precision, self.precision_reason, threads,
-                self.info.device)
+                "precision %s (train.precision %s; %s), %d torch thread(s) on %s, OpenMP wait "
+                "%s", self.precision, self.cfg.train.precision, self.precision_reason, threads,
+                self.info.device, wait)
         self.metrics.write(event="runtime", stage_index=self.state.stage_index,
                            step=self.state.step, precision=self.precision,
                            requested=self.cfg.train.precision, reason=self.precision_reason,
-                           device=str(self.info.device), threads=threads,
+                           device=str(self.info.device), threads=threads, openmp_wait=wait,
                            processes=self.info.world_size)
 
     # -- the run --------------------------------------------------------------------------------
