@@ -92,7 +92,7 @@ def test_evaluation_takes_the_same_lock(tiny_run: Path, live_pid):
 def test_a_second_train_on_a_running_run_is_refused_and_the_first_finishes(tiny_shapes: Path,
                                                                            tmp_path: Path):
     config = tmp_path / "tiny.yaml"
-    steps = 150  # long enough for the second process to start while the first trains
+    steps = 600  # the first trains while the second starts (imports torch): 150 raced on CI
     save_config(tiny_train_config(tiny_shapes, "train.stages=[caption]",
                                   f"train.caption.steps={steps}", "train.checkpoint_every=10",
                                   "train.log_every=1", "train.eval_max_videos=0"), config)
